@@ -1,0 +1,45 @@
+# `make train` and `make test` set up .venv/ on first use (CPU torch where no NVIDIA GPU is present).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+# Extra pip arguments for the CPU build of torch, e.g. TORCH_CPU_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_CPU_INDEX ?=
+EXTRAS ?= dev,sweep,slurm
+
+.PHONY: setup train test test-fast bench lint models clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing the default (CUDA) torch build"; \
+		$(PY) -m pip install -q "torch==$(TORCH_VERSION)"; \
+	else \
+		echo "no NVIDIA GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
+		$(PY) -m pip install -q "torch==$(TORCH_VERSION)" $(TORCH_CPU_INDEX); \
+	fi
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+train: setup
+	$(PY) train.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not network" $(ARGS)
+
+bench: setup
+	$(PY) benchmarks/run_all.py $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+
+models: setup
+	$(PY) -m vidrec.models.summary --out docs/models.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,9 @@
+"""hmdb51_json.py annotation_dir: testTrainMulti_7030_splits → hmdb51_{1,2,3}.json (seed command; see preprocess/README.md)."""
+
+import sys
+
+from vidrec.preprocess.cli import run
+from vidrec.preprocess.hmdb51 import json_main
+
+if __name__ == "__main__":
+    sys.exit(run(json_main))

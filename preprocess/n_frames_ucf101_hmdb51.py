@@ -1,0 +1,9 @@
+"""n_frames_ucf101_hmdb51.py jpg_dir: write n_frames into every jpg_dir/<class>/<video>/ (seed command; see preprocess/README.md)."""
+
+import sys
+
+from vidrec.preprocess.cli import run
+from vidrec.preprocess.nframes import main
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,9 @@
+"""ucf101_json.py annotation_dir: ucfTrainTestlist → ucf101_0{1,2,3}.json (seed command; see preprocess/README.md)."""
+
+import sys
+
+from vidrec.preprocess.cli import run
+from vidrec.preprocess.ucf101 import json_main
+
+if __name__ == "__main__":
+    sys.exit(run(json_main))

@@ -1,0 +1,9 @@
+"""video_jpg_ucf101_hmdb51.py avi_dir jpg_dir: UCF101/HMDB51 class/video.avi → frame folders (seed command; see preprocess/README.md)."""
+
+import sys
+
+from vidrec.preprocess.cli import run
+from vidrec.preprocess.ucf101 import extract_main
+
+if __name__ == "__main__":
+    sys.exit(run(extract_main))

@@ -1,0 +1,1 @@
+"""Data pipeline: annotations → sampling → decoding → transforms → datasets."""

@@ -1,0 +1,146 @@
+"""VideoDataset: annotation entries → decoded, sampled, transformed clips (train / val / test modes)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from vidrec.data import sampling
+from vidrec.data.annotations import VideoEntry
+from vidrec.data.decoding import count_frames, read_frames
+from vidrec.data.transforms import ClipTransform
+from vidrec.errors import DecodeError, VidrecError
+
+log = logging.getLogger(__name__)
+MODES = ("train", "val", "test")
+
+
+@dataclass
+class VideoSource:
+    """Where a dataset's videos live: ``root / path_format.format(label=..., video_id=...)`` (+ ``video_ext``)."""
+
+    root: str
+    source: str = "frames"  # frames | video
+    path_format: str = "{label}/{video_id}"
+    video_ext: str = ".mp4"
+
+    def path(self, entry: VideoEntry) -> Path:
+        rel = self.path_format.format(label=entry.label if entry.label is not None else "test", video_id=entry.video_id)
+        return Path(self.root) / (rel + (self.video_ext if self.source == "video" else ""))
+
+
+@dataclass
+class ClipSpec:
+    """Temporal sampling of one dataset: clip length, stride, and the number of test clips."""
+
+    frames: int = 16
+    sample_rate: int = 4
+    num_clips: int = 1
+
+
+@dataclass
+class VideoDataset(Dataset):
+    """Clips of annotated videos.
+
+    ``__getitem__`` takes an index or an ``(index, item_seed)`` pair from :class:`ShardedSampler` and returns
+    a dict: ``video`` (train/val ``(C, T, H, W)``; test ``(views, C, T, H, W)``, clip-major), ``label``,
+    ``index`` and ``ok``. A video that cannot be decoded comes back with ``ok=False`` and its reason (the
+    collate function drops it and the module counts it), or raises in strict mode.
+    """
+
+    entries: list[VideoEntry]
+    location: VideoSource
+    mode: str
+    clip: ClipSpec
+    transform: ClipTransform
+    flip: bool = False
+    flip_label_map: dict[int, int] = field(default_factory=dict)
+    strict: bool = False
+    decoder: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def path(self, index: int) -> Path:
+        return self.location.path(self.entries[index])
+
+    def num_frames(self, index: int) -> int:
+        entry = self.entries[index]
+        if entry.n_frames:
+            return entry.n_frames
+        return count_frames(self.path(index), exact=False)
+
+    def indices(self, index: int, generator: torch.Generator) -> torch.Tensor:
+        """Frame indices of the item: ``[T]`` for train/val, ``[K, T]`` for test."""
+        n, c = self.num_frames(index), self.clip
+        if self.mode == "train":
+            return sampling.train_clip_indices(n, c.frames, c.sample_rate, generator)
+        if self.mode == "val":
+            return sampling.val_clip_indices(n, c.frames, c.sample_rate)
+        return sampling.test_clip_indices(n, c.frames, c.sample_rate, c.num_clips)
+
+    def load(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+        """Decode and transform one item; raises :class:`DecodeError` when the video is unreadable."""
+        entry = self.entries[index]
+        idx = self.indices(index, generator)
+        frames = read_frames(self.path(index), idx, backend=self.decoder)
+        label = entry.label_index
+        if self.mode == "train":
+            flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)
+            if flip:
+                label = self.flip_label_map.get(label, label)
+            return self.transform.train(frames, flip, generator), label
+        if self.mode == "val":
+            return self.transform.eval(frames, num_crops=1)[0], label
+        clips = frames.view(idx.shape[0], idx.shape[1], *frames.shape[1:])
+        return torch.cat([self.transform.eval(c) for c in clips]), label
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, seed = key if isinstance(key, tuple) else (key, index_seed(key))
+        generator = torch.Generator().manual_seed(seed)
+        try:
+            video, label = self.load(index, generator)
+        except DecodeError as exc:
+            if self.strict:
+                raise DecodeError(f"{exc} (data.strict=true makes an unreadable video fatal)") from None
+            return {"ok": False, "index": index, "video_id": self.entries[index].video_id, "reason": str(exc)}
+        except VidrecError:
+            raise
+        except Exception as exc:  # a bug or a library failure: name the video so the worker crash is traceable
+            raise VidrecError(f"loading {self.path(index)} failed: {type(exc).__name__}: {exc}") from exc
+        return {"ok": True, "video": video, "label": label, "index": index}
+
+
+def index_seed(index: int) -> int:
+    """Seed for an item requested by plain index (no sampler seed)."""
+    return int(index) * 2654435761 % (1 << 63)
+
+
+def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the decodable items; keep the others as ``skipped`` records ``(index, video_id, reason)``."""
+    good = [it for it in items if it["ok"]]
+    skipped = [(it["index"], it["video_id"], it["reason"]) for it in items if not it["ok"]]
+    batch: dict[str, Any] = {"skipped": skipped}
+    if good:
+        batch["video"] = torch.stack([it["video"] for it in good])
+        batch["label"] = torch.tensor([it["label"] for it in good], dtype=torch.int64)
+        batch["index"] = torch.tensor([it["index"] for it in good], dtype=torch.int64)
+    return batch
+
+
+def existing_entries(entries: list[VideoEntry], location: VideoSource) -> tuple[list[VideoEntry], list[VideoEntry]]:
+    """Split entries into those whose frames/video exist and those missing on disk."""
+    present, missing = [], []
+    for e in entries:
+        (present if os.path.exists(location.path(e)) else missing).append(e)
+    return present, missing

@@ -1,0 +1,153 @@
+"""Evaluation outputs: results.json, predictions.csv, per_class.csv, skipped_videos.csv, confusion_matrix.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidrec.io import atomic_open, atomic_write_json, atomic_write_text
+from vidrec.module import video_metrics
+
+log = logging.getLogger(__name__)
+
+
+def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``cm[i, j]`` = number of videos of class i predicted as j."""
+    return torch.bincount(labels * num_classes + pred, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_rows(cm: torch.Tensor, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Accuracy and support of each class, worst first (classes without test videos last)."""
+    rows = []
+    for i, name in enumerate(names):
+        support = int(cm[i].sum())
+        rows.append({"class": name, "support": support, "accuracy": float(cm[i, i]) / support if support else float("nan"),
+                     "most_confused_with": names[int(_off_diag(cm[i], i).argmax())] if support and cm[i].sum() > cm[i, i] else ""})
+    return sorted(rows, key=lambda r: (r["support"] == 0, r["accuracy"]))
+
+
+def _off_diag(row: torch.Tensor, i: int) -> torch.Tensor:
+    row = row.clone()
+    row[i] = -1
+    return row
+
+
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def plot_confusion(cm: torch.Tensor, names: Sequence[str], path: Path, title: str, max_named: int = 40) -> None:
+    """Row-normalised confusion matrix; classes with names when ≤ ``max_named``, else sorted by accuracy and
+    shown with the 20 most-confused pairs beside it (readable at 400 classes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = cm.shape[0]
+    norm = cm.float() / cm.sum(dim=1, keepdim=True).clamp(min=1)
+    if n <= max_named:
+        fig, ax = plt.subplots(figsize=(2 + 0.45 * n, 1.5 + 0.45 * n))
+        im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(n), names, fontsize=8)
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    else:
+        order = torch.argsort(norm.diagonal())
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(18, 8), gridspec_kw={"width_ratios": [1, 1]})
+        im = ax.imshow(norm[order][:, order].numpy(), cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title("classes sorted by accuracy (worst first)")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        off = norm.clone()
+        off.fill_diagonal_(0)
+        top = torch.topk(off.flatten(), 20)
+        pairs = [(names[int(k) // n], names[int(k) % n]) for k in top.indices]
+        bx.barh(range(len(pairs))[::-1], top.values.numpy())
+        bx.set_yticks(range(len(pairs))[::-1], [f"{a} → {b}" for a, b in pairs], fontsize=8)
+        bx.set_xlabel("share of the true class")
+        bx.set_title("most-confused pairs")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_eval_outputs(out: Path, cfg: Mapping[str, Any], dm: Any, module: Any, ckpt: str | None) -> dict[str, Any]:
+    """Write the files of a video-level test from ``module.test_results``; return the results dict."""
+    res = module.test_results
+    names = dm.labels
+    ids = dm.test_ids()
+    probs, labels = res["probs"], res["labels"]
+    num_classes = probs.shape[1]
+    metrics = video_metrics(probs, labels, num_classes)
+    test = cfg["dataset"].get("test", {})
+    views = int(test.get("num_clips", 1)) * int(test.get("num_crops", 1))
+    results = {
+        **metrics,
+        "level": "video",
+        "num_videos": len(res["index"]),
+        "views_per_video": views,
+        "skipped_videos": len(module.skipped["test"]) + len(dm.missing.get("test", [])),
+        "checkpoint": str(ckpt) if ckpt else None,
+        "dataset": cfg["dataset"].get("name"),
+        "subset": test.get("subset", "validation"),
+        "protocol": {
+            "clip_frames": int(cfg["dataset"]["clip"]["frames"]),
+            "sample_rate": int(cfg["dataset"]["clip"]["sample_rate"]),
+            "num_clips": int(test.get("num_clips", 1)),
+            "num_crops": int(test.get("num_crops", 1)),
+            "scale": test.get("scale"),
+            "crop_size": test.get("crop_size"),
+            "aggregation": "mean of softmax over all views",
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", results)
+    k = min(5, num_classes)
+    top_p, top_i = probs.topk(k, dim=1)
+    header = ["video_id", "label"] + [f"pred{j + 1}" for j in range(k)] + [f"score{j + 1}" for j in range(k)]
+    rows = [
+        [ids[i], names[int(y)]] + [names[int(c)] for c in ti] + [f"{float(p):.6f}" for p in tp]
+        for i, y, ti, tp in zip(res["index"], labels, top_i, top_p)
+    ]
+    atomic_write_text(out / "predictions.csv", _csv_text(header, rows))
+    cm = confusion_matrix(top_i[:, 0], labels, num_classes)
+    per_class = per_class_rows(cm, names)
+    atomic_write_text(out / "per_class.csv", _csv_text(
+        ["class", "support", "accuracy", "most_confused_with"],
+        [[r["class"], r["support"], f"{r['accuracy']:.4f}", r["most_confused_with"]] for r in per_class],
+    ))
+    title = f"{results['dataset']} — video-level top-1 {metrics['top1']:.3f} ({views} views/video, {results['num_videos']} videos)"
+    plot_confusion(cm, names, out / "confusion_matrix.png", title)
+    log.info("test (video-level, %d views/video): top1 %.4f top5 %.4f mean class acc %.4f on %d videos",
+             views, metrics["top1"], metrics["top5"], metrics["mean_class_acc"], results["num_videos"])
+    return results
+
+
+def write_skipped(out: Path, skipped: Mapping[str, list[tuple[int, str, str]]], missing: Mapping[str, list[str]]) -> None:
+    """List every skipped (undecodable) or missing video of the run in ``skipped_videos.csv`` (only when any)."""
+    rows = [[stage, vid, reason] for stage, items in skipped.items() for _, vid, reason in items]
+    rows += [[stage, vid, "missing on disk"] for stage, ids in missing.items() for vid in ids]
+    if rows:
+        atomic_write_text(out / "skipped_videos.csv", _csv_text(["stage", "video_id", "reason"], rows))
+        log.warning("%d skipped or missing video(s) listed in %s", len(rows), out / "skipped_videos.csv")

@@ -1,0 +1,21 @@
+"""Model zoo: ``build_model(name, num_classes)`` for every registered video network.
+
+>>> from vidrec.models import build_model, list_models, load_pretrained, model_info
+"""
+
+from __future__ import annotations
+
+# Importing the family modules registers their models.
+from vidrec.models import i3d, inception_i3d, resnet3d, video_resnet  # noqa: F401
+from vidrec.models.registry import ModelInfo, build_model, list_models, model_info, register_model
+from vidrec.models.weights import LoadReport, load_pretrained
+
+__all__ = [
+    "LoadReport",
+    "ModelInfo",
+    "build_model",
+    "list_models",
+    "load_pretrained",
+    "model_info",
+    "register_model",
+]

@@ -1,0 +1,132 @@
+"""I3D-ResNet and Non-local I3D-ResNet (Wang et al., CVPR 2018; facebookresearch/video-nonlocal-net).
+
+Layout of the repo's ``resnet_video.py`` (VIDEO_ARC_CHOICE 2 and 4): conv1 5x7x7 stride (1, 2, 2), BN, ReLU,
+max pool 1x3x3 stride (1, 2, 2) without padding, res2, a 2x1x1 temporal max pool (``pool2``), res3..res5.
+Bottlenecks are 3x1x1 (inflated, or 1x1x1) -> 1x3x3 (spatial stride) -> 1x1x1. Inflated blocks: all of
+res2, blocks 0, 2 of res3, even blocks of res4, block 1 of res5. Non-local blocks (embedded Gaussian,
+scaled by 1/sqrt(C/2), phi/g max-pooled 1x2x2, BN with gamma 0) follow res3 blocks 1, 3 and res4 blocks
+1, 3, 5 (ResNet-50) or 6, 13, 20 (ResNet-101). Module names are torchvision's ResNet names (conv1,
+bn1, layer1..4, fc), so ImageNet ResNets inflate key for key.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vidrec.models.layers import Bottleneck, check_dropout, init_resnet_weights, projection_shortcut
+from vidrec.models.registry import register_model
+
+REFERENCE = "facebookresearch/video-nonlocal-net resnet_video.py (Wang et al., CVPR 2018)"
+NL_MEAN = (0.45, 0.45, 0.45)  # MODEL.MEAN 114.75 / 255, RGB
+NL_STD = (0.225, 0.225, 0.225)  # MODEL.STD 57.375 / 255
+
+# depth -> blocks per stage, inflated (3x1x1) blocks per stage, non-local block indices in layer2/layer3
+_ARCH = {
+    50: ([3, 4, 6, 3], [(0, 1, 2), (0, 2), (0, 2, 4), (1,)], {"layer2": (1, 3), "layer3": (1, 3, 5)}),
+    101: ([3, 4, 23, 3], [(0, 1, 2), (0, 2), tuple(range(0, 23, 2)), (1,)],
+          {"layer2": (1, 3), "layer3": (6, 13, 20)}),
+}
+
+
+class NonLocalBlock(nn.Module):
+    """Embedded-Gaussian non-local block with residual: ``x + BN(W_out · softmax(θᵀφ/√C') g)``."""
+
+    def __init__(self, channels: int, inner: int | None = None, subsample: bool = True,
+                 scale: bool = True) -> None:
+        super().__init__()
+        inner = inner or channels // 2
+        self.theta = nn.Conv3d(channels, inner, 1)
+        self.phi = nn.Conv3d(channels, inner, 1)
+        self.g = nn.Conv3d(channels, inner, 1)
+        self.pool = nn.MaxPool3d((1, 2, 2), (1, 2, 2)) if subsample else nn.Identity()
+        self.out = nn.Conv3d(inner, channels, 1)
+        self.bn = nn.BatchNorm3d(channels)
+        self.scale = inner ** -0.5 if scale else 1.0
+        for conv in (self.theta, self.phi, self.g, self.out):
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+        nn.init.zeros_(self.bn.weight)  # the block starts as the identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = self.theta(x)
+        pooled = self.pool(x)
+        phi = self.phi(pooled).flatten(2)
+        g = self.g(pooled).flatten(2)
+        affinity = torch.bmm(theta.flatten(2).transpose(1, 2), phi) * self.scale  # (B, THW, T'H'W')
+        y = torch.bmm(affinity.softmax(dim=-1), g.transpose(1, 2))  # (B, THW, C')
+        y = y.transpose(1, 2).reshape(theta.shape)
+        return x + self.bn(self.out(y))
+
+
+class I3DResNet(nn.Module):
+    """ResNet-50/101 inflated to 3D; ``non_local=True`` adds the five non-local blocks."""
+
+    def __init__(self, depth: int = 50, num_classes: int = 400, non_local: bool = False,
+                 nl_subsample: bool = True, dropout: float = 0.0, zero_init_residual: bool = True) -> None:
+        super().__init__()
+        blocks, inflated, nl_positions = _ARCH[depth]
+        self.conv1 = nn.Conv3d(3, 64, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False)
+        self.bn1 = nn.BatchNorm3d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d((1, 3, 3), (1, 2, 2))
+        self.pool2 = nn.MaxPool3d((2, 1, 1), (2, 1, 1))
+        in_planes = 64
+        for stage, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512))):
+            stride = 1 if stage == 0 else 2
+            layer = []
+            for i in range(n):
+                s = stride if i == 0 else 1
+                downsample = projection_shortcut(in_planes, planes * 4, (1, s, s)) if i == 0 else None
+                conv1_kernel = (3, 1, 1) if i in inflated[stage] else 1
+                layer.append(Bottleneck(in_planes, planes, planes * 4, (1, s, s), downsample, conv1_kernel,
+                                        conv2_kernel=(1, 3, 3)))
+                in_planes = planes * 4
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*layer))
+        self.nonlocal_blocks = nn.ModuleDict()
+        if non_local:
+            for layer_name, indices in nl_positions.items():
+                channels = getattr(self, layer_name)[0].bn3.num_features
+                for i in indices:
+                    self.nonlocal_blocks[f"{layer_name}_{i}"] = NonLocalBlock(channels, subsample=nl_subsample)
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.dropout = nn.Dropout(check_dropout(dropout))
+        self.fc = nn.Linear(in_planes, num_classes)
+        nl_state = {k: v.clone() for k, v in self.nonlocal_blocks.state_dict().items()}
+        init_resnet_weights(self, zero_init_residual=zero_init_residual)  # Caffe2 BN_INIT_GAMMA 0
+        self.nonlocal_blocks.load_state_dict(nl_state)  # keep the non-local init (N(0, 0.01), BN gamma 0)
+
+    def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        for i, block in enumerate(getattr(self, name)):
+            x = block(x)
+            key = f"{name}_{i}"
+            if key in self.nonlocal_blocks:
+                x = self.nonlocal_blocks[key](x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.pool2(self._stage("layer1", x))
+        for name in ("layer2", "layer3", "layer4"):
+            x = self._stage(name, x)
+        return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+
+
+def _register(name: str, depth: int, non_local: bool) -> None:
+    if non_local:
+        def builder(num_classes: int, dropout: float = 0.0, nl_subsample: bool = True,
+                    zero_init_residual: bool = True) -> I3DResNet:
+            return I3DResNet(depth, num_classes, True, nl_subsample, dropout, zero_init_residual)
+    else:
+        def builder(num_classes: int, dropout: float = 0.0, zero_init_residual: bool = True) -> I3DResNet:
+            return I3DResNet(depth, num_classes, False, dropout=dropout, zero_init_residual=zero_init_residual)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"{'Non-local ' if non_local else ''}I3D-ResNet-{depth} (video-nonlocal-net)."
+    register_model(name, family="i3d", reference=REFERENCE, frames=32, size=224, mean=NL_MEAN,
+                   std=NL_STD)(builder)
+
+
+for _name, _depth, _nl in (("i3d_r50", 50, False), ("i3d_r101", 101, False),
+                           ("i3d_nl_r50", 50, True), ("i3d_nl_r101", 101, True)):
+    _register(_name, _depth, _nl)

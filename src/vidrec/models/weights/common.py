@@ -1,0 +1,124 @@
+"""Reading checkpoint files and loading converted state dicts into a model."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidrec.errors import CheckpointError
+from vidrec.models.weights.safe_pickle import load_pickle
+
+log = logging.getLogger(__name__)
+
+HEAD_PREFIX = "fc."  # every vidrec model keeps its classifier in the nn.Linear ``fc``
+_LEGACY_TORCH_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did: the format, and the keys it could not match."""
+
+    path: str
+    format: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    head_replaced: bool = False
+
+    def __str__(self) -> str:
+        text = (f"{self.path} ({self.format}): {len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
+                f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape-mismatched")
+        return text + (", classifier head kept from the model" if self.head_replaced else "")
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """Read a torch file (``weights_only=True``) or a numpy pickle (restricted unpickler)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    with path.open("rb") as f:
+        head = f.read(32)
+    if zipfile.is_zipfile(path) or _LEGACY_TORCH_MAGIC in head:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for corrupt or unsafe files
+            raise CheckpointError(f"{path}: cannot read torch checkpoint safely (weights_only=True): {err}") from err
+    return load_pickle(path)
+
+
+def to_tensor(value: Any, path: str | Path, key: str) -> torch.Tensor:
+    """A numpy array or tensor as a CPU tensor (copied, so the checkpoint's buffers are not shared)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, np.ndarray | np.generic):
+        return torch.from_numpy(np.array(value, copy=True))
+    raise CheckpointError(f"{path}: entry {key!r} is {type(value).__name__}, expected an array")
+
+
+def _first(keys: list[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f" ... (+{len(keys) - n})" if len(keys) > n else "")
+
+
+def apply_state_dict(model: nn.Module, converted: Mapping[str, torch.Tensor], path: str | Path, fmt: str,
+                     strict: bool = True, skip_head: bool = False) -> LoadReport:
+    """Copy ``converted`` (model key -> tensor) into ``model``; check keys and shapes.
+
+    ``skip_head=True`` keeps the model's own classifier ``fc`` (e.g. a new class count for fine-tuning);
+    without it a head of another shape is an error (``strict=False``: skipped and reported like any
+    mismatch). ``strict=False`` loads what matches and reports the rest.
+    """
+    target = model.state_dict()
+    report = LoadReport(str(path), fmt)
+    ckpt_head = [k for k in converted if k.startswith(HEAD_PREFIX)]
+    if skip_head:
+        converted = {k: v for k, v in converted.items() if not k.startswith(HEAD_PREFIX)}
+        report.head_replaced = True
+        log.info("%s: classifier head %s not loaded; the model's own fc is kept", path, ckpt_head or "absent")
+    report.unexpected = [k for k in converted if k not in target]
+    report.mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+        for k, v in converted.items() if k in target and v.shape != target[k].shape
+    ]
+    report.missing = [
+        k for k in target
+        if k not in converted and not k.endswith("num_batches_tracked")
+        and not (skip_head and k.startswith(HEAD_PREFIX))
+    ]
+    head_mismatch = [m for m in report.mismatched if m.startswith(HEAD_PREFIX)]
+    if head_mismatch and strict:
+        raise CheckpointError(f"{path}: classifier head does not match the model ({_first(head_mismatch)}); "
+                              "pass skip_head=True to keep the model's head (fine-tuning)")
+    if strict and (report.mismatched or report.missing or report.unexpected):
+        problems = [f"shape mismatch: {_first(report.mismatched)}" if report.mismatched else "",
+                    f"missing in checkpoint: {_first(report.missing)}" if report.missing else "",
+                    f"unexpected in checkpoint: {_first(report.unexpected)}" if report.unexpected else ""]
+        raise CheckpointError(f"{path} ({fmt}) does not match {type(model).__name__}: "
+                              + "; ".join(p for p in problems if p))
+    bad = {m.split(":")[0] for m in report.mismatched}
+    with torch.no_grad():
+        for key, value in converted.items():
+            if key in target and key not in bad:
+                target[key].copy_(value.to(target[key].dtype))
+                report.loaded.append(key)
+    for kind in ("missing", "unexpected", "mismatched"):
+        if getattr(report, kind):
+            log.warning("%s: %d %s keys: %s", path, len(getattr(report, kind)), kind, _first(getattr(report, kind)))
+    log.info("%s", report)
+    return report
+
+
+def inflate(weight: torch.Tensor, frames: int) -> torch.Tensor:
+    """A 2D conv kernel (O, I, H, W) repeated over ``frames`` and divided by it (O, I, T, H, W).
+
+    The I3D initialisation: on a static clip the inflated conv gives the 2D conv's response.
+    """
+    return weight.unsqueeze(2).repeat(1, 1, frames, 1, 1) / frames

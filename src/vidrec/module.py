@@ -1,0 +1,231 @@
+"""The LightningModule: loss, clip-level training/validation, video-level multi-view testing.
+
+Views travel in the batch dimension. ``test_step`` receives ``(B, V, C, T, H, W)``, runs the B·V clips in
+chunks of ``views_per_batch``, averages the softmax over each video's V views and keeps one score row per
+video; ``on_test_epoch_end`` gathers the rows of every rank, drops the repeats the sampler padded with, and
+computes top-1, top-5 and mean class accuracy over each video exactly once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from vidrec.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """top-1, top-5 (or top-C for fewer classes) and mean class accuracy."""
+    return MetricCollection(
+        {
+            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "mean_class_acc": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+def aggregate_views(logits: torch.Tensor, views: int) -> torch.Tensor:
+    """Video scores from view logits ``(B·V, C)``: the mean of the softmax over each video's V views → ``(B, C)``."""
+    return logits.float().softmax(dim=-1).view(-1, views, logits.shape[-1]).mean(dim=1)
+
+
+class VideoClassifier(pl.LightningModule):
+    """Video classifier around any registry model.
+
+    ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``); ``config`` is the
+    resolved run config, saved in the checkpoint so that ``eval.py ckpt_path=...`` rebuilds everything.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        label_smoothing: float = 0.0,
+        views_per_batch: int = 30,
+        head_lr_mult: float = 1.0,
+        max_skip_ratio: float = 0.1,
+        config: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_metrics = accuracy_metrics(num_classes, "train/")
+        self.val_metrics = accuracy_metrics(num_classes, "val/")
+        self.skipped: dict[str, list[tuple[int, str, str]]] = {"train": [], "val": [], "test": []}
+        self._seen: dict[str, int] = {"train": 0, "val": 0, "test": 0}
+        self._test_rows: list[tuple[int, torch.Tensor, int]] = []
+        self.test_results: dict[str, Any] | None = None
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.model(video)
+
+    # ------------------------------------------------------------- skips
+    def _note_skips(self, stage: str, batch: Mapping[str, Any]) -> None:
+        self.skipped[stage].extend(batch.get("skipped", []))
+        if "label" in batch:
+            self._seen[stage] += len(batch["label"])
+
+    def _check_skips(self, stage: str) -> None:
+        skipped = self._sum_across_ranks(len(self.skipped[stage]))
+        seen = self._sum_across_ranks(self._seen[stage])
+        if skipped:
+            log.warning("%s: %d unreadable video(s) skipped this epoch (listed in skipped_videos.csv)", stage, skipped)
+        ratio = self.hparams.max_skip_ratio
+        total = skipped + seen
+        if total and skipped / total > ratio:
+            raise DataError(
+                f"{stage}: {skipped} of {total} videos could not be decoded ({skipped / total:.0%} > "
+                f"data.max_skip_ratio={ratio}); the data looks broken — see skipped_videos.csv, e.g. "
+                f"{self.skipped[stage][:1]}"
+            )
+
+    def _sum_across_ranks(self, value: int) -> int:
+        if dist.is_available() and dist.is_initialized():
+            t = torch.tensor([value], dtype=torch.int64, device=self.device)
+            dist.all_reduce(t)
+            return int(t.item())
+        return value
+
+    # ------------------------------------------------------------- training
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor | None:
+        self._note_skips("train", batch)
+        if "video" not in batch:
+            return None
+        logits = self(batch["video"])
+        loss = self.criterion(logits, batch["label"])
+        self.train_metrics.update(logits.detach(), batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.train_metrics.compute(), sync_dist=True)
+        self.train_metrics.reset()
+        self._check_skips("train")
+
+    def on_train_epoch_start(self) -> None:
+        self.skipped["train"], self._seen["train"] = [], 0
+        from vidrec.models.finetune import keep_frozen_bn_eval
+
+        keep_frozen_bn_eval(self.model)
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        """Clip-level validation: one centre clip × one centre crop per video."""
+        self._note_skips("val", batch)
+        if "video" not in batch:
+            return
+        logits = self(batch["video"])
+        self.log("val/loss", self.criterion(logits, batch["label"]), sync_dist=True, batch_size=len(batch["label"]))
+        self.val_metrics.update(logits, batch["label"])
+
+    def on_validation_epoch_start(self) -> None:
+        self.skipped["val"], self._seen["val"] = [], 0
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
+        self.val_metrics.reset()
+        if not self.trainer.sanity_checking:
+            self._check_skips("val")
+
+    # ------------------------------------------------------------- testing
+    def video_scores(self, views: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, C)`` of videos given as views ``(B, V, C, T, H, W)``, run in chunks of ``views_per_batch``."""
+        b, v = views.shape[:2]
+        flat = views.flatten(0, 1)
+        chunk = max(1, int(self.hparams.views_per_batch))
+        logits = torch.cat([self(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)])
+        return aggregate_views(logits, v)
+
+    def on_test_epoch_start(self) -> None:
+        self._test_rows, self.skipped["test"], self._seen["test"] = [], [], 0
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._note_skips("test", batch)
+        if "video" not in batch:
+            return
+        scores = self.video_scores(batch["video"]).cpu()
+        for i, s, y in zip(batch["index"].tolist(), scores, batch["label"].tolist()):
+            self._test_rows.append((i, s, y))
+
+    def on_test_epoch_end(self) -> None:
+        rows, skipped = self._test_rows, self.skipped["test"]
+        if dist.is_available() and dist.is_initialized():
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, (rows, skipped))
+            rows = [r for part, _ in gathered for r in part]
+            skipped = [s for _, part in gathered for s in part]
+        unique = {i: (s, y) for i, s, y in rows}  # padded repeats collapse onto their video index
+        skipped_unique = {s[0]: s for s in skipped if s[0] not in unique}
+        self.skipped["test"] = sorted(skipped_unique.values())
+        if not unique:
+            raise DataError("test: no video could be decoded; see skipped_videos.csv")
+        order = sorted(unique)
+        probs = torch.stack([unique[i][0] for i in order])
+        labels = torch.tensor([unique[i][1] for i in order])
+        self.test_results = {"index": order, "probs": probs, "labels": labels}
+        metrics = video_metrics(probs, labels, self.hparams.num_classes)
+        for name, value in metrics.items():
+            self.log(f"test/{name}", value, rank_zero_only=True)
+        self._check_skips_test(len(order))
+
+    def _check_skips_test(self, seen: int) -> None:
+        skipped = len(self.skipped["test"])
+        if skipped:
+            log.warning("test: %d unreadable video(s) skipped (listed in skipped_videos.csv)", skipped)
+        if skipped / (skipped + seen) > self.hparams.max_skip_ratio:
+            raise DataError(f"test: {skipped} of {skipped + seen} videos could not be decoded (> data.max_skip_ratio)")
+
+    # ------------------------------------------------------------- optim
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError("VideoClassifier needs an optimizer partial to train")
+        head = getattr(self.model, "fc", None)
+        head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        mult = float(self.hparams.head_lr_mult)
+        if mult != 1.0 and head_ids:
+            base = self.optimizer_factory.keywords.get("lr") if hasattr(self.optimizer_factory, "keywords") else None
+            if base is None:
+                raise RuntimeError("model.head_lr_mult needs optimizer.lr to be set")
+            groups = [
+                {"params": [p for p in params if id(p) not in head_ids]},
+                {"params": [p for p in params if id(p) in head_ids], "lr": base * mult},
+            ]
+            optimizer = self.optimizer_factory(groups)
+        else:
+            optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if self.hparams.scheduler_interval == "step" and "steps_per_epoch" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["steps_per_epoch"] = max(1, self.trainer.estimated_stepping_batches // max(1, self.trainer.max_epochs))
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+
+
+def video_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Video-level top-1, top-5 and mean class accuracy (mean over the classes present in ``labels``)."""
+    k = min(5, num_classes)
+    top = probs.topk(k, dim=1).indices
+    hit1 = top[:, 0] == labels
+    hit5 = (top == labels[:, None]).any(dim=1)
+    per_class = torch.stack([hit1[labels == c].float().mean() for c in labels.unique()])
+    return {"top1": float(hit1.float().mean()), "top5": float(hit5.float().mean()), "mean_class_acc": float(per_class.mean())}

@@ -1,0 +1,121 @@
+"""Running extraction jobs: skip finished folders, fan out to worker processes, collect failures.
+
+A failing video is recorded (``failures.csv``: video, reason) and the run goes on, unless ``strict``.
+Workers die with their parent (Linux), so a killed run leaves no process still writing frames.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import signal
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidrec.errors import DecodeError, VidrecError
+from vidrec.preprocess.frames import Job, Options, extract
+
+
+@dataclass
+class Report:
+    """What a :func:`run_jobs` call did."""
+
+    total: int = 0
+    skipped: int = 0
+    extracted: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _reason(exc: BaseException, source: Path) -> str:
+    """One line saying why, without the file name (the failure list names the file)."""
+    text = " ".join(str(exc).split()).replace(f"{source}: ", "").replace(f": '{source}'", "")
+    return text if isinstance(exc, VidrecError) else f"{type(exc).__name__}: {text}"
+
+
+def _work(item: tuple[Job, Options]) -> tuple[Job, int, str]:
+    job, opts = item
+    try:
+        return job, extract(job, opts), ""
+    except Exception as exc:  # reported in the failure list, never a crash of the whole run
+        return job, 0, _reason(exc, job.source)
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+    try:  # Linux: die with the parent, so a killed run leaves no orphan still writing frames
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _pending(jobs: Sequence[Job], report: Report) -> list[Job]:
+    seen: set[Path] = set()
+    todo = []
+    for job in sorted(jobs, key=lambda j: str(j.dest)):
+        if job.dest in seen:
+            report.failures.append((str(job.source), f"another video already writes {job.dest}; rename one of them"))
+        elif job.dest.is_dir():
+            report.skipped += 1
+        else:
+            todo.append(job)
+        seen.add(job.dest)
+    return todo
+
+
+def run_jobs(jobs: Sequence[Job], opts: Options, workers: int = 1, strict: bool = False,
+             progress: bool | None = None) -> Report:
+    """Extract every job whose destination does not exist yet; failures are collected in the report.
+
+    ``workers > 1`` uses that many processes. ``strict`` raises a :class:`DecodeError` at the first failure.
+    ``progress=None`` shows a progress bar only on a terminal.
+    """
+    from tqdm import tqdm
+
+    report = Report(total=len(jobs))
+    todo = _pending(jobs, report)
+    start = time.perf_counter()
+    opts = Options(opts.size, opts.quality, opts.threads if workers == 1 else 1)
+    pool = None
+    if workers > 1 and len(todo) > 1:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        pool = multiprocessing.get_context(method).Pool(min(workers, len(todo)), initializer=_worker_init)
+        results: Iterable[tuple[Job, int, str]] = pool.imap_unordered(_work, [(j, opts) for j in todo])
+    else:
+        results = (_work((j, opts)) for j in todo)
+    try:
+        with tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress) as bar:
+            for job, count, reason in results:
+                bar.update()
+                if reason:
+                    report.failures.append((str(job.source), reason))
+                    if strict:
+                        raise DecodeError(f"{job.source}: {reason} (--strict stops at the first failure; "
+                                          "without it failures are listed in failures.csv and the run goes on)")
+                else:
+                    report.extracted += 1
+                    report.frames += count
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    report.failures.sort()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def write_failures(path: Path, failures: Sequence[tuple[str, str]]) -> None:
+    """Write ``video,reason`` rows to ``path`` (CSV); remove a stale list when there are no failures."""
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["video", "reason"])
+        writer.writerows(failures)

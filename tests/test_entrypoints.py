@@ -1,0 +1,67 @@
+"""train.py and eval.py run as a user runs them (subprocesses, tiny overrides) and write their files."""
+
+import csv
+
+import pytest
+
+from conftest import TINY, read_json, run_entry
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    run = tmp_path_factory.mktemp("train")
+    proc = run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", "trainer.max_epochs=2",
+                     "checkpoint.every_n_epochs=1")
+    return run, proc
+
+
+def test_train_writes_the_run_dir(trained):
+    run, proc = trained
+    assert f"run dir: {run}" in proc.stdout and "metrics:" in proc.stdout
+    for name in [".hydra/config.yaml", "metrics.json", "results.json", "predictions.csv", "per_class.csv",
+                 "confusion_matrix.png", "checkpoints/last.ckpt", "checkpoints/epoch000.ckpt", "checkpoints/epoch001.ckpt"]:
+        assert (run / name).is_file(), name
+    assert list((run / "checkpoints").glob("best-epoch*.ckpt"))
+    metrics = read_json(run / "metrics.json")
+    for key in ["val/top1", "val/top5", "val/mean_class_acc", "test/top1", "test/top5", "test/mean_class_acc"]:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["_levels"]["val"].startswith("clip-level") and metrics["_levels"]["test"].startswith("video-level")
+    results = read_json(run / "results.json")
+    assert results["num_videos"] == 16 and results["views_per_video"] == 2 * 3 and results["level"] == "video"
+    assert results["top1"] == metrics["test/top1"]
+    with open(run / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16 and {"video_id", "label", "pred1", "score5"} <= set(rows[0])
+
+
+def test_eval_reproduces_train_test_results(trained, tmp_path):
+    run, _ = trained
+    best = next((run / "checkpoints").glob("best-epoch*.ckpt"))
+    proc = run_entry("eval.py", f"ckpt_path={best}", f"hydra.run.dir={tmp_path}")
+    assert "test/top1" in proc.stdout
+    train_res, eval_res = read_json(run / "results.json"), read_json(tmp_path / "results.json")
+    for key in ["top1", "top5", "mean_class_acc", "num_videos", "views_per_video"]:
+        assert eval_res[key] == train_res[key], key
+    assert (tmp_path / "predictions.csv").read_text() == (run / "predictions.csv").read_text()
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_eval_view_overrides(trained, tmp_path):
+    run, _ = trained
+    run_entry("eval.py", f"ckpt_path={run}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path}",
+              "test.num_clips=1", "test.num_crops=1")
+    res = read_json(tmp_path / "results.json")
+    assert res["views_per_video"] == 1 and res["protocol"]["num_crops"] == 1
+
+
+def test_missing_dataset_is_one_clear_line(tmp_path):
+    proc = run_entry("train.py", "model=r2plus1d", "dataset=kinetics", f"paths.data_dir={tmp_path}",
+                     f"hydra.run.dir={tmp_path}/run", check=False)
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "kinetics.json" in proc.stderr and "preprocess" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_of_missing_checkpoint(tmp_path):
+    proc = run_entry("eval.py", f"ckpt_path={tmp_path}/nope.ckpt", f"hydra.run.dir={tmp_path}/run", check=False)
+    assert proc.returncode == 1 and "nope.ckpt" in proc.stderr and "Traceback" not in proc.stderr

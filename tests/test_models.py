@@ -1,0 +1,216 @@
+"""The model zoo: every registry entry gets the same shape/backward/determinism checks, plus the
+parameter counts of the reference implementations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidrec.errors import ConfigError
+from vidrec.models import build_model, list_models, model_info
+from vidrec.models.inception_i3d import tf_same_pad
+from vidrec.models.registry import ModelInfo
+
+torch.set_num_threads(1)
+
+# Parameter counts at 400 classes of the reference implementations (torchvision, VMZ / ig65m-pytorch,
+# kenshohara 3D-ResNets-PyTorch, video-nonlocal-net).
+REFERENCE_PARAMS = {
+    "r3d_18": 33_371_472,
+    "mc3_18": 11_695_440,
+    "r2plus1d_18": 31_505_325,
+    "r2plus1d_34": 63_697_175,
+    "resnet3d_10": 14_430_800,
+    "resnet3d_18": 33_235_280,
+    "resnet3d_34": 63_544_912,
+    "resnet3d_50": 47_018_576,
+    "resnet3d_101": 86_064_720,
+    "resnet3d_152": 118_223_440,
+    "resnet3d_200": 127_423_056,
+    "i3d_r50": 28_043_472,
+    "i3d_nl_r50": 35_401_936,
+}
+# Counts measured on vidrec itself (regression values, no external reference figure).
+MEASURED_PARAMS = {
+    "r3d_tiny": 955_584,
+    "r2plus1d_tiny": 952_224,
+    "resnext3d_101": 48_340_816,
+    "i3d_r101": 51_754_192,
+    "i3d_nl_r101": 59_112_656,
+    "i3d_inception": 12_689_984,  # BatchNorm scales are fixed buffers, not parameters
+}
+SMALL_CLIP = (2, 3, 8, 64, 64)
+
+
+def n_params(name: str, num_classes: int = 400) -> int:
+    with torch.device("meta"):
+        model = build_model(name, num_classes)
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_registry_lists_every_model_sorted() -> None:
+    names = list_models()
+    assert names == sorted(names)
+    assert set(REFERENCE_PARAMS) | set(MEASURED_PARAMS) == set(names)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_parameter_count_matches_reference(name: str) -> None:
+    assert n_params(name) == REFERENCE_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(MEASURED_PARAMS))
+def test_parameter_count_regression(name: str) -> None:
+    assert n_params(name) == MEASURED_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_and_deterministic_eval(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5)
+    x = torch.randn(*SMALL_CLIP)
+    logits = model.train()(x)
+    assert logits.shape == (2, 5)
+    logits.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient for {missing[:3]}"
+    assert model.fc.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    assert torch.isfinite(first).all()
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_info(name: str) -> None:
+    info = model_info(name)
+    assert isinstance(info, ModelInfo) and info.name == name
+    assert len(info.mean) == len(info.std) == 3 and all(s > 0 for s in info.std)
+    assert info.default_frames > 0 and info.default_size > 0 and info.family and info.reference
+
+
+def test_model_info_values() -> None:
+    assert model_info("i3d_inception").mean == (0.5, 0.5, 0.5)
+    assert (model_info("i3d_inception").default_frames, model_info("i3d_inception").default_size) == (64, 224)
+    assert (model_info("r3d_tiny").default_frames, model_info("r3d_tiny").default_size) == (8, 64)
+    assert (model_info("i3d_nl_r50").default_frames, model_info("i3d_nl_r50").default_size) == (32, 224)
+
+
+def test_unknown_model_lists_available_names() -> None:
+    with pytest.raises(ConfigError, match="r2plus1d_34") as err:
+        build_model("r2plus1d_50", 10)
+    assert "r2plus1d_50" in str(err.value)
+    with pytest.raises(ConfigError):
+        model_info("nope")
+
+
+@pytest.mark.parametrize("kwargs", [{"depth": 34}, {"dropout": 1.5}, {"shortcut_type": "C"}])
+def test_bad_arguments_raise_config_error(kwargs: dict) -> None:
+    name = "resnet3d_10" if "shortcut_type" in kwargs else "r3d_tiny"
+    with pytest.raises(ConfigError):
+        build_model(name, 10, **kwargs)
+
+
+@pytest.mark.parametrize("num_classes", [0, -3, 2.5])
+def test_bad_num_classes(num_classes: object) -> None:
+    with pytest.raises(ConfigError):
+        build_model("r3d_tiny", num_classes)
+
+
+def test_dropout_kwarg_sits_before_fc() -> None:
+    model = build_model("r2plus1d_tiny", 3, dropout=0.5)
+    assert model.dropout.p == 0.5
+    x = torch.randn(1, 3, 8, 64, 64)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_torchvision_layout_keys_and_shapes() -> None:
+    with torch.device("meta"):
+        r21d = build_model("r2plus1d_18", 400).state_dict()
+        vmz = build_model("r2plus1d_34", 400).state_dict()
+        mc3 = build_model("mc3_18", 400).state_dict()
+    # torchvision: one mid-plane count per block (230 for 64->128), VMZ: per conv (288 for 128->128)
+    assert r21d["layer2.0.conv1.0.0.weight"].shape == (230, 64, 1, 3, 3)
+    assert r21d["layer2.0.conv2.0.0.weight"].shape == (230, 128, 1, 3, 3)
+    assert vmz["layer2.0.conv2.0.0.weight"].shape == (288, 128, 1, 3, 3)
+    assert vmz["layer4.0.conv2.0.3.weight"].shape == (512, 1152, 3, 1, 1)
+    assert r21d["stem.0.weight"].shape == (45, 3, 1, 7, 7) and r21d["stem.3.weight"].shape == (64, 45, 3, 1, 1)
+    assert mc3["layer2.0.downsample.0.weight"].shape == (128, 64, 1, 1, 1)
+    assert mc3["layer3.1.conv1.0.weight"].shape == (256, 256, 1, 3, 3)
+    assert {k.split(".")[0] for k in r21d} == {"stem", "layer1", "layer2", "layer3", "layer4", "fc"}
+
+
+def test_i3d_layout() -> None:
+    with torch.device("meta"):
+        model = build_model("i3d_nl_r50", 400)
+    assert model.conv1.weight.shape == (64, 3, 5, 7, 7)
+    inflated = {f"layer{s + 1}.{b}" for s, blocks in enumerate([(0, 1, 2), (0, 2), (0, 2, 4), (1,)]) for b in blocks}
+    for name, module in model.named_modules():
+        if name.count(".") == 1 and name.startswith("layer"):
+            assert module.conv1.kernel_size == ((3, 1, 1) if name in inflated else (1, 1, 1)), name
+            assert module.conv2.kernel_size == (1, 3, 3)
+    assert sorted(model.nonlocal_blocks) == ["layer2_1", "layer2_3", "layer3_1", "layer3_3", "layer3_5"]
+    assert model.nonlocal_blocks["layer2_1"].theta.out_channels == 256
+    with torch.device("meta"):
+        r101 = build_model("i3d_nl_r101", 400)
+    assert sorted(r101.nonlocal_blocks) == ["layer2_1", "layer2_3", "layer3_13", "layer3_20", "layer3_6"]
+
+
+def test_nonlocal_block_starts_as_identity() -> None:
+    from vidrec.models.i3d import NonLocalBlock
+
+    block = NonLocalBlock(16).eval()
+    x = torch.randn(1, 16, 2, 4, 4)
+    assert torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "expected"), [
+    (224, 7, 2, (2, 3)), (112, 3, 2, (0, 1)), (7, 3, 2, (1, 1)), (8, 2, 2, (0, 0)), (9, 2, 2, (0, 1)),
+    (64, 7, 2, (2, 3)), (5, 3, 1, (1, 1)), (1, 3, 2, (1, 1)),
+])
+def test_tf_same_padding(size: int, kernel: int, stride: int, expected: tuple[int, int]) -> None:
+    pad = tf_same_pad(size, kernel, stride)
+    assert pad == expected
+    out = -(-size // stride)  # TF "SAME": ceil(size / stride) outputs
+    assert (size + sum(pad) - kernel) // stride + 1 == out
+
+
+def test_inception_odd_input_and_scaleless_bn() -> None:
+    model = build_model("i3d_inception", 4).eval()
+    assert model(torch.randn(1, 3, 9, 67, 65)).shape == (1, 4)
+    assert "Conv3d_1a_7x7.bn.weight" in model.state_dict()
+    assert "Conv3d_1a_7x7.bn.weight" not in dict(model.named_parameters())
+    assert model.Conv3d_1a_7x7.bn.eps == 1e-3
+
+
+def test_resnet3d_shortcut_a_is_parameter_free_zero_padding() -> None:
+    model = build_model("resnet3d_18", 400)
+    assert not any(".downsample." in k for k in model.state_dict())
+    x = torch.randn(1, 64, 4, 8, 8)
+    out = model.layer2[0].downsample(x)
+    assert out.shape == (1, 128, 2, 4, 4)
+    assert torch.equal(out[:, :64], x[:, :, ::2, ::2, ::2]) and not out[:, 64:].any()
+    b = build_model("resnet3d_18", 400, shortcut_type="B")
+    assert "layer2.0.downsample.0.weight" in b.state_dict()
+
+
+@pytest.mark.parametrize("name", ["r3d_tiny", "r2plus1d_tiny"])
+def test_tiny_models_trace(name: str) -> None:
+    model = build_model(name, 7).eval()
+    x = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, x)
+        assert torch.allclose(traced(x), model(x))
+
+
+def test_matches_torchvision_when_available() -> None:
+    video = pytest.importorskip("torchvision.models.video")
+    for name in ("r3d_18", "mc3_18", "r2plus1d_18"):
+        reference = getattr(video, name)(num_classes=11).eval()
+        ours = build_model(name, 11).eval()
+        ours.load_state_dict(reference.state_dict(), strict=True)
+        x = torch.randn(1, 3, 8, 64, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), reference(x))
