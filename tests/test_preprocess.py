@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import official_layouts as layouts
 import pytest
 from PIL import Image
 
+import official_layouts as layouts
 from vidrec.data.annotations import load_annotation
 from vidrec.data.decoding import FRAME_TEMPLATE as DECODING_TEMPLATE
 from vidrec.data.decoding import read_frames
