@@ -197,7 +197,12 @@ def make_hmdb51(tmp: Path) -> dict[str, Any]:
 
 
 SOMETHING_LABELS = ["Holding something", "Putting something on a surface",
-                    "Something falling like a feather or paper", "Moving part of something"]
+                    "Something falling like a feather or paper", "Moving part of something",
+                    # the six real classes a horizontal flip swaps (configs/dataset/something_v1.yaml's map)
+                    "Pushing something from left to right", "Pushing something from right to left",
+                    "Pulling something from left to right", "Pulling something from right to left",
+                    "Turning the camera left while filming something",
+                    "Turning the camera right while filming something"]
 
 
 def make_something_v1(tmp: Path) -> dict[str, Any]:
@@ -205,7 +210,8 @@ def make_something_v1(tmp: Path) -> dict[str, Any]:
     root = tmp / "something_v1"
     frames = root / "20bn-something-something-v1"
     rows = [("100218", "training", 2, 24), ("100219", "training", 0, 20), ("8", "training", 1, 22),
-            ("40001", "validation", 2, 21), ("40002", "validation", 3, 25), ("999", "testing", None, 23)]
+            ("40001", "validation", 2, 21), ("40002", "validation", 3, 25), ("999", "testing", None, 23),
+            ("100220", "training", 4, 22)]
     expected = {}
     for video_id, subset, label_index, n_frames in rows:
         write_jpeg_folder(frames / video_id, n_frames, 120, 100)
@@ -222,7 +228,8 @@ def make_something_v1(tmp: Path) -> dict[str, Any]:
 SOMETHING_V2_TEMPLATES = {"Holding something": "Holding [something]",
                           "Putting something on a surface": "Putting [something] on a surface",
                           "Something falling like a feather or paper": "[Something] falling like a feather or paper",
-                          "Moving part of something": "Moving [part] of [something]"}
+                          "Moving part of something": "Moving [part] of [something]",
+                          "Pushing something from left to right": "Pushing [something] from left to right"}
 
 
 def make_something_v2(tmp: Path) -> dict[str, Any]:
@@ -230,7 +237,8 @@ def make_something_v2(tmp: Path) -> dict[str, Any]:
     root = tmp / "something_v2"
     videos, labels_dir = root / "20bn-something-something-v2", root / "labels"
     rows = [("78687", "training", 0, 24), ("42326", "training", 1, 20), ("3", "training", 3, 26),
-            ("1420", "validation", 2, 22), ("24511", "validation", 3, 21), ("1", "testing", None, 20)]
+            ("1420", "validation", 2, 22), ("24511", "validation", 3, 21), ("1", "testing", None, 20),
+            ("5", "training", 4, 20)]
     expected: dict[str, Any] = {}
     items: dict[str, list] = {"training": [], "validation": [], "testing": []}
     for video_id, subset, label_index, n_frames in rows:
@@ -244,7 +252,7 @@ def make_something_v2(tmp: Path) -> dict[str, Any]:
             placeholders = ["a pen", "a cup"][: template.count("[")]
             items[subset].append({"id": video_id, "label": template.replace("[something]", "a pen").lower(),
                                   "template": template, "placeholders": placeholders})
-    order = [3, 0, 2, 1]  # labels.json is not in index order
+    order = [3, 0, 2, 1, *range(len(SOMETHING_LABELS) - 1, 3, -1)]  # labels.json is not in index order
     _write(labels_dir / "labels.json", json.dumps({SOMETHING_LABELS[i]: str(i) for i in order}, indent=1))
     for subset, name in (("training", "train"), ("validation", "validation"), ("testing", "test")):
         _write(labels_dir / f"{name}.json", json.dumps(items[subset], indent=1))

@@ -105,3 +105,63 @@ def test_command_line(dataset, capsys):
     assert main(["--annotation", str(annotation), "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(annotation) in err and "malformed JSON" in err
+
+
+# ------------------------------------------------------------------ the training config (Hydra overrides)
+def _ucf_split_2(data_dir: Path) -> list[str]:
+    """configs/dataset/ucf101.yaml's files for split 2: 3 labels, 4 training and 2 validation entries."""
+    database = {f"t{i}": make_entry("training", label, 10) for i, label in enumerate("abca")}
+    database |= {"v0": make_entry("validation", "a", 10), "v1": make_entry("validation", "b", 10)}
+    write_annotation(data_dir / "ucf101" / "ucf101_02.json", LABELS, database)
+    for vid, label in [("t0", "a"), ("t1", "b"), ("t2", "c"), ("v0", "a"), ("v1", "b")]:
+        _frames(data_dir / "ucf101" / "jpg", f"{label}/{vid}", 10)
+    return ["dataset=ucf101", "dataset.split=2", f"paths.data_dir={data_dir}"]
+
+
+def test_config_mode_checks_what_training_reads(tmp_path, capsys):
+    overrides = _ucf_split_2(tmp_path)
+    assert main([*overrides, "dataset.num_classes=3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"dataset ucf101 (3 classes): {tmp_path}/ucf101/ucf101_02.json: 3 labels; data {tmp_path}/ucf101/jpg")
+    assert "training (train) 4 entries, 3 present, 1 missing (e.g. a/t3); 3 classes, 1-1 videos present per class" in out
+    assert "validation (val, test) 2 entries, 2 present, 0 missing" in out and "problem" not in out
+    assert main([*overrides, "dataset.num_classes=3", "--strict"]) == 1  # something is missing
+    capsys.readouterr()
+    assert main([*overrides, "dataset.source=video"]) == 2
+    assert f"dataset.root={tmp_path}/ucf101/UCF-101 (dataset.source=video) does not exist" in capsys.readouterr().err
+    (tmp_path / "ucf101" / "UCF-101").mkdir()
+    assert main([*overrides, "dataset.num_classes=3", "dataset.source=video", "--json"]) == 1  # no .avi at all
+    report = json.loads(capsys.readouterr().out)
+    assert report["subsets"]["training"]["missing_examples"] == ["a/t0.avi", "b/t1.avi", "c/t2.avi"]
+    assert report["problems"][0].startswith("dataset.train.subset=training: none of its 4 videos is on disk")
+
+
+def test_config_mode_reports_what_would_stop_training(tmp_path, capsys):
+    overrides = _ucf_split_2(tmp_path)
+    assert main([*overrides, "dataset.test.subset=testing", "+dataset.train.flip_label_map={a: z}"]) == 1
+    problems = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  problem: ")]
+    assert problems == [
+        f"  problem: dataset.num_classes=101 but {tmp_path}/ucf101/ucf101_02.json lists 3 labels; set "
+        "dataset.num_classes=3 or use the matching annotation file",
+        f"  problem: dataset.train.flip_label_map names labels that {tmp_path}/ucf101/ucf101_02.json lacks: ['z']",
+        f"  problem: dataset.test.subset=testing: it has no entries, nothing is on disk under {tmp_path}/ucf101/jpg"]
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["dataset=nope"], "Could not find 'dataset/nope'"),
+    (["dataset=ucf101", "dataset.nope=1"], "Could not override 'dataset.nope'"),
+    (["dataset=ucf101", "--annotation", "a.json", "--root", "r"], "take no config overrides"),
+    (["dataset=ucf101", "paths.data_dir=/nonexistent"], "ucf101_01.json does not exist"),
+])
+def test_config_mode_bad_input_is_one_line(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err
+
+
+def test_config_mode_on_the_synthetic_default(tmp_path, capsys):
+    tiny = ["dataset.synthetic.per_class_train=1", "dataset.synthetic.per_class_val=1",
+            "dataset.synthetic.per_class_test=1", "dataset.synthetic.frames=4"]
+    assert main([f"paths.data_dir={tmp_path}", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dataset synthetic (8 classes): ") and "testing (test) 8 entries, 8 present" in out

@@ -16,8 +16,8 @@ from PIL import Image
 
 import official_layouts as layouts
 from vidrec.data.annotations import load_annotation
-from vidrec.data.decoding import FRAME_TEMPLATE as DECODING_TEMPLATE
 from vidrec.data.decoding import read_frames
+from vidrec.data.layout import FRAME_TEMPLATE
 from vidrec.errors import DecodeError
 from vidrec.preprocess import frames, kinetics, nframes
 from vidrec.preprocess.cli import run
@@ -56,10 +56,6 @@ def check_entries(annotation: Path, jpg_dir: Path, expected: dict, path_format: 
         folder = jpg_dir / path_format.format(label=label_dir, video_id=vid)
         clip = read_frames(folder, [0, entry.n_frames - 1]).numpy()
         assert [layouts.frame_index(f) for f in clip] == [info["first_index"], info["first_index"] + info["n_frames"] - 1]
-
-
-def test_frame_template_is_the_decoders():
-    assert frames.FRAME_TEMPLATE == DECODING_TEMPLATE
 
 
 @pytest.mark.parametrize(("width", "height", "size", "out"), [
@@ -250,7 +246,7 @@ def test_n_frames_reports_gaps_and_source_gaps_fail(tmp_path, capsys):
     folder = tmp_path / "jpg" / "cls" / "vid"
     folder.mkdir(parents=True)
     for i in (1, 2, 3, 5):
-        Image.new("RGB", (8, 8)).save(folder / DECODING_TEMPLATE.format(i))
+        Image.new("RGB", (8, 8)).save(folder / FRAME_TEMPLATE.format(i))
     assert run(nframes.main, [str(tmp_path / "jpg")]) == 0
     assert (folder / "n_frames").read_text() == "3" and "image_00004.jpg is missing" in capsys.readouterr().out
     shipped = tmp_path / "ss" / "1"

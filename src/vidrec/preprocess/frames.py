@@ -25,11 +25,9 @@ import av
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
+from vidrec.data.layout import FRAME_TEMPLATE, N_FRAMES_FILE
 from vidrec.errors import DecodeError
 
-#: Frame file names, 1-based; must equal ``vidrec.data.decoding.FRAME_TEMPLATE`` (a test checks it).
-FRAME_TEMPLATE = "image_{:05d}.jpg"
-N_FRAMES_FILE = "n_frames"
 PARTIAL_SUFFIX = ".partial"
 #: A clip longer than its CSV segment by more than this many seconds is a whole video: it gets cut.
 CUT_TOLERANCE_S = 1.0

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidrec.data.annotations import make_entry
+from vidrec.data.layout import UNLABELLED_DIR, VIDEO_EXTENSIONS
 from vidrec.errors import AnnotationError
 from vidrec.preprocess.cli import add_segment_args, extraction_parser, run_extraction, write_dataset_json
 from vidrec.preprocess.frames import Job
 from vidrec.preprocess.labelfiles import read_csv_rows
-from vidrec.preprocess.layout import UNLABELLED_DIR, VIDEO_SUFFIXES, require_dir
+from vidrec.preprocess.layout import require_dir
 
 PATH_FORMAT = "{label}/{video_id}"
 _TRIMMED = re.compile(r"^(?P<yid>.+)_(?P<start>\d{6})_(?P<end>\d{6})$")
@@ -68,7 +69,7 @@ def _video_files(src: Path) -> list[Path]:
     found = []
     for entry in sorted(require_dir(src, "the downloaded Kinetics videos").iterdir()):
         children = sorted(entry.iterdir()) if entry.is_dir() and not entry.name.startswith(".") else [entry]
-        found += [p for p in children if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()]
+        found += [p for p in children if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
     return found
 
 

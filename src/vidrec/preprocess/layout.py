@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from vidrec.errors import ConfigError, DataError
+from vidrec.data.layout import VIDEO_EXTENSIONS
+from vidrec.errors import DataError
 from vidrec.preprocess.frames import Job
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".flv", ".mpg", ".mpeg")
 
 
 def _visible(folder: Path) -> Iterator[Path]:
@@ -22,7 +21,7 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def class_tree_jobs(src: Path, dst: Path, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> list[Job]:
+def class_tree_jobs(src: Path, dst: Path, suffixes: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[Job]:
     """Jobs for ``src/<class>/<video>.<ext>`` → ``dst/<class>/<video>/``."""
     require_dir(src, "one folder per class with the videos inside")
     jobs = [Job(video, dst / class_dir.name / video.stem)
@@ -34,7 +33,7 @@ def class_tree_jobs(src: Path, dst: Path, suffixes: tuple[str, ...] = VIDEO_SUFF
     return jobs
 
 
-def flat_jobs(src: Path, dst: Path, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> list[Job]:
+def flat_jobs(src: Path, dst: Path, suffixes: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[Job]:
     """Jobs for ``src/<video>.<ext>`` → ``dst/<video>/`` (Something-Something V2)."""
     require_dir(src, "the video files")
     jobs = [Job(video, dst / video.stem) for video in _visible(src)
@@ -51,19 +50,3 @@ def frame_folder_jobs(src: Path, dst: Path) -> list[Job]:
     if not jobs:
         raise DataError(f"{src}: no frame folders found; pass the unpacked 20bn-something-something-v1 folder")
     return jobs
-
-
-#: Folder name of unlabelled (testing) videos in ``{label}/{video_id}`` layouts, as the seed's Kinetics test set.
-UNLABELLED_DIR = "test"
-
-
-def entry_relpath(path_format: str, video_id: str, label: str | None, subset: str) -> str:
-    """Relative path of an annotation entry under the data root, e.g. ``"{label}/{video_id}"``.
-
-    Placeholders: ``{label}`` (``test`` for unlabelled entries), ``{video_id}``, ``{subset}``.
-    """
-    try:
-        return path_format.format(label=UNLABELLED_DIR if label is None else label, video_id=video_id, subset=subset)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"path format {path_format!r} is invalid ({type(exc).__name__}: {exc}); "
-                          "use the placeholders {label}, {video_id} and {subset}") from None

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from vidrec.data.layout import FRAME_PATTERN, FRAME_TEMPLATE, N_FRAMES_FILE, entry_relpath
 from vidrec.io import atomic_write_text
-from vidrec.preprocess.frames import FRAME_TEMPLATE, N_FRAMES_FILE
-from vidrec.preprocess.layout import entry_relpath, require_dir
-
-_FRAME = re.compile(r"^image_(\d{5,})\.jpg$")
+from vidrec.preprocess.layout import require_dir
 
 
 def frame_numbers(folder: Path) -> list[int]:
     """Sorted numbers of the ``image_XXXXX.jpg`` files in ``folder``."""
-    return sorted(int(m.group(1)) for name in os.listdir(folder) if (m := _FRAME.match(name)))
+    return sorted(int(m.group(1)) for name in os.listdir(folder) if (m := FRAME_PATTERN.match(name)))
 
 
 def count_frames_on_disk(folder: Path) -> tuple[int, str]:
