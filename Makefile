@@ -33,6 +33,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not network" $(ARGS)
 
 bench: setup
+	@$(PY) -c "import cv2" 2>/dev/null || $(PY) -m pip install -q -e ".[bench]" || echo "no OpenCV: the frame-folder benchmark compares against PIL"
 	$(PY) benchmarks/run_all.py $(ARGS)
 
 lint: setup

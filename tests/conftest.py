@@ -49,11 +49,20 @@ def run_entry(script: str, *overrides: str, cwd: Path = REPO, check: bool = True
     proc = subprocess.run(
         [sys.executable, str(REPO / script), *overrides],
         cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} {' '.join(overrides)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, data_dir) -> tuple[Path, subprocess.CompletedProcess]:
+    """One tiny train.py run (2 epochs, a checkpoint per epoch) shared by the tests of eval, predict and export."""
+    run = tmp_path_factory.mktemp("train")
+    proc = run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", "trainer.max_epochs=2",
+                     "checkpoint.every_n_epochs=1")
+    return run, proc
 
 
 def read_json(path: Path) -> dict:
@@ -74,3 +83,16 @@ def shared_clips() -> Path:
     if not (SHARED_CLIPS / "MANIFEST.json").is_file():
         pytest.skip("../shared/clips is absent")
     return SHARED_CLIPS
+
+
+def assert_same_predictions(a: Path, b: Path, tol: float = 1e-5) -> None:
+    """Two predictions.csv files name the same videos, labels and top-5 classes, with scores within ``tol``
+    (train's test stage and a later eval.py run may differ in the last float digits)."""
+    import csv
+
+    with open(a) as fa, open(b) as fb:
+        rows_a, rows_b = list(csv.DictReader(fa)), list(csv.DictReader(fb))
+    assert len(rows_a) == len(rows_b)
+    for ra, rb in zip(rows_a, rows_b):
+        assert {k: v for k, v in ra.items() if not k.startswith("score")} == {k: v for k, v in rb.items() if not k.startswith("score")}
+        assert all(abs(float(ra[k]) - float(rb[k])) <= tol for k in ra if k.startswith("score")), (ra, rb)

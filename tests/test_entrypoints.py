@@ -2,17 +2,9 @@
 
 import csv
 
-import pytest
+import torch
 
-from conftest import TINY, read_json, run_entry
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_dir):
-    run = tmp_path_factory.mktemp("train")
-    proc = run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", "trainer.max_epochs=2",
-                     "checkpoint.every_n_epochs=1")
-    return run, proc
+from conftest import TINY, assert_same_predictions, read_json, run_entry
 
 
 def test_train_writes_the_run_dir(trained):
@@ -42,8 +34,29 @@ def test_eval_reproduces_train_test_results(trained, tmp_path):
     train_res, eval_res = read_json(run / "results.json"), read_json(tmp_path / "results.json")
     for key in ["top1", "top5", "mean_class_acc", "num_videos", "views_per_video"]:
         assert eval_res[key] == train_res[key], key
-    assert (tmp_path / "predictions.csv").read_text() == (run / "predictions.csv").read_text()
+    assert_same_predictions(tmp_path / "predictions.csv", run / "predictions.csv")
+    assert (tmp_path / "per_class.csv").read_text() == (run / "per_class.csv").read_text()
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+    assert eval_res["checkpoint"] == str(best) and eval_res["skipped_videos"] == 0 and eval_res["level"] == "video"
+    assert eval_res["protocol"]["num_clips"] == 2 and eval_res["protocol"]["num_crops"] == 3
+    assert eval_res["protocol"]["aggregation"] == "mean of softmax over all views"
+    assert read_json(tmp_path / "metrics.json")["_levels"]["test"].startswith("video-level")
+
+
+def test_checkpoint_stores_the_class_names(trained):
+    run, _ = trained
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["labels"][:2] == ["move_left", "move_right"] and len(ckpt["labels"]) == 8
+
+
+def test_eval_with_a_dataset_preset_matches_train(trained, data_dir, tmp_path):
+    """`dataset=synthetic` (a preset that also picks a model and optimizer) composes in eval.py; with the
+    training overrides it selects the same videos and gives the numbers of train.py's test stage."""
+    run, _ = trained
+    best = next((run / "checkpoints").glob("best-epoch*.ckpt"))
+    run_entry("eval.py", f"ckpt_path={best}", f"hydra.run.dir={tmp_path}", "dataset=synthetic", *TINY,
+              f"paths.data_dir={data_dir}")
+    assert_same_predictions(tmp_path / "predictions.csv", run / "predictions.csv")
 
 
 def test_eval_view_overrides(trained, tmp_path):

@@ -68,27 +68,28 @@ def plot_confusion(cm: torch.Tensor, names: Sequence[str], path: Path, title: st
                             color="white" if norm[i, j] > 0.5 else "black")
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
     else:
         order = torch.argsort(norm.diagonal())
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(18, 8), gridspec_kw={"width_ratios": [1, 1]})
         im = ax.imshow(norm[order][:, order].numpy(), cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title("classes sorted by accuracy (worst first)")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(f"{n} classes ranked by accuracy (worst first)")
+        ax.set_xlabel("predicted class (rank)")
+        ax.set_ylabel("true class (rank)")
+        fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
         off = norm.clone()
         off.fill_diagonal_(0)
         top = torch.topk(off.flatten(), 20)
-        pairs = [(names[int(k) // n], names[int(k) % n]) for k in top.indices]
-        bx.barh(range(len(pairs))[::-1], top.values.numpy())
-        bx.set_yticks(range(len(pairs))[::-1], [f"{a} → {b}" for a, b in pairs], fontsize=8)
-        bx.set_xlabel("share of the true class")
+        keep = [(int(k), float(v)) for k, v in zip(top.indices, top.values) if v > 0]
+        labels = [f"{names[k // n]} → {names[k % n]} ({int(cm[k // n, k % n])}/{int(cm[k // n].sum())})" for k, _ in keep]
+        bx.barh(range(len(keep))[::-1], [v for _, v in keep])
+        bx.set_yticks(range(len(keep))[::-1], labels, fontsize=8)
+        bx.set_xlabel("share of the true class's videos")
         bx.set_title("most-confused pairs")
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
+        fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,19 @@ def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
 def aggregate_views(logits: torch.Tensor, views: int) -> torch.Tensor:
     """Video scores from view logits ``(B·V, C)``: the mean of the softmax over each video's V views → ``(B, C)``."""
     return logits.float().softmax(dim=-1).view(-1, views, logits.shape[-1]).mean(dim=1)
+
+
+def video_scores(model: nn.Module, views: torch.Tensor, views_per_batch: int) -> torch.Tensor:
+    """Scores ``(B, C)`` of videos given as views ``(B, V, C, T, H, W)``.
+
+    The B·V views go through ``model`` in chunks of ``views_per_batch`` (peak activation memory is that of
+    one chunk, whatever V is), then :func:`aggregate_views` averages each video's softmax.
+    """
+    v = views.shape[1]
+    flat = views.flatten(0, 1)
+    chunk = max(1, int(views_per_batch))
+    logits = torch.cat([model(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)])
+    return aggregate_views(logits, v)
 
 
 class VideoClassifier(pl.LightningModule):
@@ -80,6 +94,8 @@ class VideoClassifier(pl.LightningModule):
 
     # ------------------------------------------------------------- skips
     def _note_skips(self, stage: str, batch: Mapping[str, Any]) -> None:
+        for _, _, reason in batch.get("skipped", []):  # the reason names the file
+            log.warning("%s: skipped an unreadable video: %s", stage, reason)
         self.skipped[stage].extend(batch.get("skipped", []))
         if "label" in batch:
             self._seen[stage] += len(batch["label"])
@@ -113,7 +129,8 @@ class VideoClassifier(pl.LightningModule):
         logits = self(batch["video"])
         loss = self.criterion(logits, batch["label"])
         self.train_metrics.update(logits.detach(), batch["label"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
+        # synced: the loss of the global batch (mean over ranks), the same figure on 1 and on N processes
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["label"]))
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -148,50 +165,53 @@ class VideoClassifier(pl.LightningModule):
     # ------------------------------------------------------------- testing
     def video_scores(self, views: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, C)`` of videos given as views ``(B, V, C, T, H, W)``, run in chunks of ``views_per_batch``."""
-        b, v = views.shape[:2]
-        flat = views.flatten(0, 1)
-        chunk = max(1, int(self.hparams.views_per_batch))
-        logits = torch.cat([self(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)])
-        return aggregate_views(logits, v)
+        return video_scores(self.model, views, self.hparams.views_per_batch)
 
     def on_test_epoch_start(self) -> None:
         self._test_rows, self.skipped["test"], self._seen["test"] = [], [], 0
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        """Video-level scores of a batch of videos (all their views); kept per rank until the epoch ends."""
         self._note_skips("test", batch)
         if "video" not in batch:
             return
         scores = self.video_scores(batch["video"]).cpu()
-        for i, s, y in zip(batch["index"].tolist(), scores, batch["label"].tolist()):
-            self._test_rows.append((i, s, y))
+        self._test_rows.append((batch["index"].cpu(), scores, batch["label"].cpu()))
 
     def on_test_epoch_end(self) -> None:
+        """Gather every rank's video scores, count each video once, compute the video-level metrics."""
         rows, skipped = self._test_rows, self.skipped["test"]
         if dist.is_available() and dist.is_initialized():
             gathered: list[Any] = [None] * dist.get_world_size()
             dist.all_gather_object(gathered, (rows, skipped))
             rows = [r for part, _ in gathered for r in part]
             skipped = [s for _, part in gathered for s in part]
-        unique = {i: (s, y) for i, s, y in rows}  # padded repeats collapse onto their video index
-        skipped_unique = {s[0]: s for s in skipped if s[0] not in unique}
-        self.skipped["test"] = sorted(skipped_unique.values())
-        if not unique:
+        self.test_results = dedupe_videos(rows)
+        decoded = set(self.test_results["index"])
+        self.skipped["test"] = sorted({s[0]: s for s in skipped if s[0] not in decoded}.values())
+        if not decoded:
             raise DataError("test: no video could be decoded; see skipped_videos.csv")
-        order = sorted(unique)
-        probs = torch.stack([unique[i][0] for i in order])
-        labels = torch.tensor([unique[i][1] for i in order])
-        self.test_results = {"index": order, "probs": probs, "labels": labels}
+        probs, labels = self.test_results["probs"], self.test_results["labels"]
         metrics = video_metrics(probs, labels, self.hparams.num_classes)
         for name, value in metrics.items():
             self.log(f"test/{name}", value, rank_zero_only=True)
-        self._check_skips_test(len(order))
+        self._check_skips_test(len(decoded))
 
     def _check_skips_test(self, seen: int) -> None:
         skipped = len(self.skipped["test"])
         if skipped:
             log.warning("test: %d unreadable video(s) skipped (listed in skipped_videos.csv)", skipped)
         if skipped / (skipped + seen) > self.hparams.max_skip_ratio:
-            raise DataError(f"test: {skipped} of {skipped + seen} videos could not be decoded (> data.max_skip_ratio)")
+            raise DataError(
+                f"test: {skipped} of {skipped + seen} videos could not be decoded (> data.max_skip_ratio="
+                f"{self.hparams.max_skip_ratio}); see skipped_videos.csv, or raise data.max_skip_ratio to accept it"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the class names, so that predict.py and export.py name the classes without the dataset."""
+        annotation = getattr(self.trainer.datamodule, "annotation", None)
+        if annotation is not None:
+            checkpoint["labels"] = list(annotation.labels)
 
     # ------------------------------------------------------------- optim
     def configure_optimizers(self) -> Any:
@@ -216,9 +236,41 @@ class VideoClassifier(pl.LightningModule):
             return optimizer
         kwargs = {}
         if self.hparams.scheduler_interval == "step" and "steps_per_epoch" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["steps_per_epoch"] = max(1, self.trainer.estimated_stepping_batches // max(1, self.trainer.max_epochs))
+            kwargs["steps_per_epoch"] = optimizer_steps_per_epoch(self.trainer)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+
+
+def optimizer_steps_per_epoch(trainer: pl.Trainer) -> int:
+    """Optimizer steps in one epoch: ⌈batches per epoch (per rank, after ``limit_train_batches``) / accumulation⌉.
+
+    A function of the data and the trainer only — not of ``max_epochs`` or ``max_steps`` — so a schedule
+    stepped per batch is the same in a run cut short and resumed as in the unbroken run. The batches are
+    counted on a fresh loader: ``trainer.estimated_stepping_batches`` would start the train loader's
+    iterator before a resumed run has restored its epoch, and its workers would prefetch the first epoch's order.
+    """
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is None:
+        return max(1, int(trainer.estimated_stepping_batches) // max(1, int(trainer.max_epochs or 1)))
+    batches = len(datamodule.train_dataloader())
+    limit = trainer.limit_train_batches
+    batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * float(limit))
+    return max(1, math.ceil(batches / max(1, trainer.accumulate_grad_batches)))
+
+
+def dedupe_videos(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    """Merge ``(index, scores, label)`` batches of all ranks into one row per video, sorted by dataset index.
+
+    The DDP sampler pads the last rank with repeats of the first videos; a repeat has the same index (and the
+    same scores), so keeping one row per index counts every video exactly once.
+    """
+    if not rows:
+        return {"index": [], "probs": torch.empty(0), "labels": torch.empty(0, dtype=torch.int64)}
+    index, probs, labels = (torch.cat(parts) for parts in zip(*rows))
+    first = {int(i): k for k, i in reversed(list(enumerate(index.tolist())))}
+    order = sorted(first)
+    keep = torch.tensor([first[i] for i in order], dtype=torch.int64)
+    return {"index": order, "probs": probs[keep], "labels": labels[keep]}
 
 
 def video_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:

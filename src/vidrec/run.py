@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +15,21 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vidrec.checkpoint import AtomicCheckpointIO, load_checkpoint, resolve_ckpt_path
+from vidrec import wandb_utils
+from vidrec.checkpoint import (
+    AtomicCheckpointIO,
+    check_model_fits,
+    load_checkpoint,
+    resolve_ckpt_path,
+    resolve_resume_path,
+)
 from vidrec.data.datamodule import VideoDataModule
 from vidrec.errors import CheckpointError, ConfigError
 from vidrec.evaluation import write_eval_outputs, write_skipped
 from vidrec.io import atomic_write_json
 from vidrec.models import load_pretrained, model_info
 from vidrec.module import VideoClassifier
+from vidrec.training import apply_model_options, apply_scaling, describe_compute, scaled_lr, trainer_config
 
 log = logging.getLogger("vidrec")
 torch.serialization.add_safe_globals([Counter])  # MultiStepLR keeps its milestones in a Counter
@@ -63,21 +73,24 @@ def build_module(cfg: dict[str, Any], net: torch.nn.Module) -> VideoClassifier:
 
 
 def build_trainer(cfg: dict[str, Any], with_callbacks: bool = True) -> pl.Trainer:
+    """The Lightning trainer of ``cfg.trainer`` with the configured callbacks and loggers, writing checkpoints atomically."""
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] if with_callbacks else []
-    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    loggers = [hydra.utils.instantiate(wandb_utils.prepare_logger_config(c) if wandb_utils.is_wandb_logger(c) else c)
+               for c in (cfg.get("logger") or {}).values()]
+    if not loggers:  # `logger=none`: a learning-rate monitor has nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     return hydra.utils.instantiate(
-        cfg["trainer"], callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        trainer_config(cfg["trainer"]), callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
 
 
-def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer) -> str:
+def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str = "") -> str:
+    """What the run trains, on what, and how: model, data, clips, processes, effective batch, lr, precision."""
     d = cfg["dataset"]
-    eff = int(d["batch_size"]) * trainer.world_size * int(cfg["trainer"].get("accumulate_grad_batches", 1))
     return (
         f"model {cfg['model']['net']['name']} | data {dm.describe()} | clips {d['clip']['frames']}×"
-        f"{d['clip']['sample_rate']} @ {d['train']['crop_size']}px | batch {d['batch_size']} × {trainer.world_size} "
-        f"process(es) × {cfg['trainer'].get('accumulate_grad_batches', 1)} accumulation = {eff} | "
-        f"optimizer lr {cfg['optimizer'].get('lr')} | {cfg['trainer']['max_epochs']} epochs"
+        f"{d['clip']['sample_rate']} @ {d['train']['crop_size']}px | {cfg['trainer']['max_epochs']} epochs\n"
+        f"compute: {describe_compute(cfg, trainer.world_size, lr_text or scaled_lr(cfg, trainer.world_size)[1])}"
     )
 
 
@@ -89,22 +102,44 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup("fit")
-    module = build_module(cfg, build_network(cfg["model"]))
     trainer = build_trainer(cfg)
-    log.info(_startup_line(cfg, dm, trainer))
-    trainer.fit(module, datamodule=dm, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out))
+    lr_text = apply_scaling(cfg, trainer.world_size)
+    module = build_module(cfg, apply_model_options(build_network(cfg["model"]), cfg["model"]))
+    for line in _startup_line(cfg, dm, trainer, lr_text).splitlines():
+        log.info(line)
+    wandb_utils.log_config(trainer, cfg)
+    ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out)
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    check_model_fits(module.model, ckpt_path, cfg["model"]["net"]["name"])
+    with _skips_listed_on_failure(trainer, out, module, dm):
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     if cfg.get("test") and not cfg["trainer"].get("fast_dev_run"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         dm.setup("test")
-        trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)
+        with _skips_listed_on_failure(trainer, out, module, dm):
+            trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)
         if trainer.is_global_zero:
             metrics.update(_test_outputs(cfg, dm, module, out, best))
     if trainer.is_global_zero:
         write_skipped(out, module.skipped, dm.missing)
         atomic_write_json(out / "metrics.json", {**metrics, **_levels(cfg)})
         _report(metrics, out)
+    wandb_utils.log_run_end(trainer, cfg, module.model, out, metrics)
+    wandb_utils.finish(trainer)
     return metrics
+
+
+@contextlib.contextmanager
+def _skips_listed_on_failure(trainer: pl.Trainer, out: Path, module: VideoClassifier, dm: VideoDataModule) -> Iterator[None]:
+    """When a run stops (e.g. more unreadable videos than ``data.max_skip_ratio``), still write skipped_videos.csv."""
+    try:
+        yield
+    except BaseException:
+        if trainer.is_global_zero:
+            write_skipped(out, module.skipped, dm.missing)
+        raise
 
 
 def _levels(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -140,18 +175,37 @@ def config_from_checkpoint(ckpt_path: str) -> dict[str, Any]:
     return cfg
 
 
+def _check_optional_choice(group: str) -> None:
+    """eval.yaml loads ``dataset`` as an ``optional`` group, for which Hydra silently skips a name that has no
+    config (``eval.py dataset=ucf`` would evaluate on the checkpoint's dataset): refuse such a name instead."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    name = HydraConfig.get().runtime.choices.get(group)
+    options = GlobalHydra.instance().config_loader().get_group_options(group)
+    if name and name not in options:
+        raise ConfigError(f"{group}={name}: no such {group} config; available: {', '.join(options)}")
+
+
 def eval_config(dcfg: DictConfig) -> dict[str, Any]:
     """Merge eval.yaml (``test.*``, ``data.*``, ``dataset``, trainer, paths) into the checkpoint's config."""
-    ecfg = _container(dcfg)
+    _check_optional_choice("dataset")
+    ignored = ("model", "optimizer", "scheduler")  # the checkpoint's own; eval.yaml composes them for dataset presets
+    ecfg = _container(OmegaConf.masked_copy(dcfg, [k for k in dcfg if k not in ignored]))
     ckpt_path = resolve_ckpt_path(ecfg["ckpt_path"], ecfg["paths"]["output_dir"])
     cfg = config_from_checkpoint(ckpt_path)
-    if ecfg.get("dataset"):
-        if int(ecfg["dataset"]["num_classes"]) != int(cfg["dataset"]["num_classes"]):
-            raise ConfigError(
-                f"dataset={ecfg['dataset'].get('name')} has {ecfg['dataset']['num_classes']} classes but the checkpoint "
-                f"was trained for {cfg['dataset']['num_classes']}"
-            )
-        cfg["dataset"] = ecfg["dataset"]
+    override = ecfg.get("dataset") or {}
+    if "name" in override:  # dataset=<name>: a whole dataset config replaces the checkpoint's
+        cfg["dataset"] = override
+    else:  # +dataset.<key>=<value>: single keys change the checkpoint's dataset config
+        cfg["dataset"] = OmegaConf.to_container(OmegaConf.merge(cfg["dataset"], override))
+    if int(cfg["dataset"]["num_classes"]) != int(cfg["model"]["net"]["num_classes"]):
+        raise ConfigError(
+            f"dataset {cfg['dataset'].get('name')} has {cfg['dataset']['num_classes']} classes but the checkpoint "
+            f"{ckpt_path} was trained for {cfg['model']['net']['num_classes']}; evaluate it on a dataset with the same classes"
+        )
     cfg["dataset"].setdefault("test", {}).update({k: v for k, v in ecfg["test"].items() if v is not None})
     cfg.setdefault("data", {}).update({k: v for k, v in ecfg["data"].items() if v is not None})
     cfg["trainer"], cfg["paths"], cfg["ckpt_path"] = ecfg["trainer"], ecfg["paths"], ckpt_path
@@ -170,7 +224,9 @@ def evaluate(dcfg: DictConfig) -> dict[str, Any]:
     dm.setup("test")
     module = build_module(cfg, hydra.utils.instantiate(cfg["model"]["net"]))
     trainer = build_trainer(cfg, with_callbacks=False)
-    trainer.test(module, datamodule=dm, ckpt_path=cfg["ckpt_path"], verbose=False)
+    check_model_fits(module.model, cfg["ckpt_path"], cfg["model"]["net"]["name"])
+    with _skips_listed_on_failure(trainer, out, module, dm):
+        trainer.test(module, datamodule=dm, ckpt_path=cfg["ckpt_path"], verbose=False)
     results: dict[str, Any] = {}
     if trainer.is_global_zero:
         results = write_eval_outputs(out, cfg, dm, module, cfg["ckpt_path"])

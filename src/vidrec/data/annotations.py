@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +62,21 @@ class Annotation:
         return dict(Counter(e.label for e in self.subset(name) if e.label is not None))
 
 
-def _reject_duplicates(path: Path):
+def _key_lines(text: str, key: str) -> list[int]:
+    """Line numbers (1-based) where ``key`` appears as a JSON object key in ``text``."""
+    pattern = re.compile(re.escape(json.dumps(key)) + r"\s*:")
+    return [text.count("\n", 0, m.start()) + 1 for m in pattern.finditer(text)]
+
+
+def _reject_duplicates(path: Path, text: str):
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
         for key, value in pairs:
             if key in seen:
-                raise AnnotationError(f"{path}: duplicate key {key!r} (a video id may appear only once); remove the repeat")
+                lines = _key_lines(text, key)
+                where = f" (lines {', '.join(map(str, lines[:3]))})" if len(lines) > 1 else ""
+                raise AnnotationError(f"{path}: duplicate key {key!r}{where} (a video id may appear only once); "
+                                      "remove the repeat")
             seen[key] = value
         return seen
 
@@ -81,9 +91,12 @@ def load_annotation(path: str | os.PathLike) -> Annotation:
             f"annotation file {path} does not exist; run the preprocessing command for this dataset "
             "(see preprocess/README.md) or set dataset.annotation_path"
         )
-    text = path.read_text(encoding="utf-8")
     try:
-        raw = json.loads(text, object_pairs_hook=_reject_duplicates(path))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 JSON") from None
+    try:
+        raw = json.loads(text, object_pairs_hook=_reject_duplicates(path, text))
     except json.JSONDecodeError as exc:
         raise AnnotationError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(raw, dict) or "labels" not in raw or "database" not in raw:
@@ -94,6 +107,9 @@ def load_annotation(path: str | os.PathLike) -> Annotation:
     dup_labels = [k for k, c in Counter(labels).items() if c > 1]
     if dup_labels:
         raise AnnotationError(f"{path}: label(s) listed twice in 'labels': {dup_labels[:3]}")
+    if not isinstance(raw["database"], dict):
+        raise AnnotationError(f"{path}: 'database' must be an object mapping video ids to entries, "
+                              f"got {type(raw['database']).__name__}")
     index = {name: i for i, name in enumerate(labels)}
     entries = [_parse_entry(path, vid, item, index) for vid, item in raw["database"].items()]
     return Annotation(path=path, labels=labels, entries=entries)
@@ -107,6 +123,8 @@ def _parse_entry(path: Path, video_id: str, item: Any, index: dict[str, int]) ->
     if subset not in SUBSETS:
         raise AnnotationError(f"{where}: unknown subset {subset!r}; use one of {', '.join(SUBSETS)}")
     ann = item.get("annotations") or {}
+    if not isinstance(ann, dict):
+        raise AnnotationError(f"{where}: 'annotations' must be an object with 'label' and 'segment'")
     label = ann.get("label")
     if label is None and subset != "testing":
         raise AnnotationError(f"{where}: no label in a {subset} entry")

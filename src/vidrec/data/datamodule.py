@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
-from vidrec.data.annotations import Annotation, load_annotation
+from vidrec.data.annotations import SUBSET_ALIASES, SUBSETS, Annotation, load_annotation
 from vidrec.data.dataset import ClipSpec, VideoDataset, VideoSource, collate_clips, existing_entries
 from vidrec.data.samplers import ShardedSampler
+from vidrec.data.sampling import clip_span
 from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic
 from vidrec.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from vidrec.errors import ConfigError, DataError
@@ -28,6 +30,38 @@ def _get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
             return default
         node = node[part]
     return node
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask: cgroups, ``taskset``, SLURM), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def loader_workers(requested: Any, cap: bool = True, processes: int = 1) -> int:
+    """Loader workers of one training process: ``requested`` (``null``/``auto``: every core), capped by default
+    at this process's share of the cores (``processes`` per node share them), so workers never outnumber cores."""
+    share = max(1, available_cpus() // max(1, processes))
+    if requested is None or str(requested).lower() == "auto":
+        return share
+    try:
+        workers = int(requested)
+    except (TypeError, ValueError):
+        raise ConfigError(f"dataset.num_workers must be an integer or auto, got {requested!r}") from None
+    if workers < 0:
+        raise ConfigError(f"dataset.num_workers must be >= 0, got {workers}")
+    return min(workers, share) if cap else workers
+
+
+def pin_memory(setting: Any, trainer: pl.Trainer | None) -> bool:
+    """``data.pin_memory``: true, false, or ``auto`` (pin when the batches go to a CUDA device)."""
+    if str(setting).lower() != "auto":
+        return bool(setting)
+    if trainer is not None:
+        return trainer.strategy.root_device.type == "cuda"
+    return torch.cuda.is_available()
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -72,6 +106,7 @@ class VideoDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self._resolve_synthetic()
         if self.annotation is None:
+            self._check_clip_config()
             self.annotation = load_annotation(self._annotation_path)
             expected = int(self.cfg["num_classes"])
             if self.annotation.num_classes != expected:
@@ -88,6 +123,9 @@ class VideoDataModule(pl.LightningDataModule):
         assert self.annotation is not None
         default_subset = {"train": "training", "val": "validation", "test": "validation"}[mode]
         subset = str(_get(self.cfg, f"{mode}.subset", default_subset))
+        if SUBSET_ALIASES.get(subset, subset) not in SUBSETS:
+            raise ConfigError(f"dataset.{mode}.subset={subset} is not a subset of {self._annotation_path}; "
+                              f"use one of {', '.join(SUBSETS)} (or {', '.join(SUBSET_ALIASES)})")
         entries = self.annotation.subset(subset)
         if mode == "test" and any(e.label is None for e in entries):
             raise ConfigError(
@@ -122,6 +160,25 @@ class VideoDataModule(pl.LightningDataModule):
             decoder=str(self.data.get("decoder", "auto")),
         )
 
+    def _check_clip_config(self) -> None:
+        """Reject clip and crop settings no video could satisfy, before any video is read."""
+        clip_span(int(self.cfg["clip"]["frames"]), int(self.cfg["clip"]["sample_rate"]))  # frames, rate > 0
+        t = self.transform
+        checks = [
+            (t.scale_range[0] <= t.scale_range[1], f"dataset.train.scale={list(t.scale_range)} must be [low, high]"),
+            (t.crop_size <= t.scale_range[0], f"dataset.train.crop_size={t.crop_size} is larger than the resized frame "
+                                              f"(short side dataset.train.scale[0]={t.scale_range[0]})"),
+            ((t.test_crop_size or t.crop_size) <= t.test_scale,
+             f"dataset.test.crop_size={t.test_crop_size or t.crop_size} is larger than the resized frame "
+             f"(short side dataset.test.scale={t.test_scale})"),
+            (t.num_crops in (1, 3), f"dataset.test.num_crops={t.num_crops} must be 1 (centre) or 3"),
+            (int(_get(self.cfg, "test.num_clips", 1)) > 0,
+             f"dataset.test.num_clips={_get(self.cfg, 'test.num_clips')} must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{message}; fix the value in the dataset config or on the command line")
+
     @property
     def transform(self) -> ClipTransform:
         crop = int(_get(self.cfg, "train.crop_size", 112))
@@ -151,18 +208,25 @@ class VideoDataModule(pl.LightningDataModule):
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = ShardedSampler(len(dataset), shuffle, self.seed, replicas, rank, drop_last=False)
-        workers = int(self.cfg.get("num_workers", 0))
-        workers = min(workers, os.cpu_count() or 1) if self.data.get("cap_workers", True) else workers
+        if mode == "train" and trainer is not None:
+            # Lightning starts the loader's iterator (and its workers' prefetch) before it calls set_epoch; on
+            # resume that would draw the first epoch's order: start at the epoch Lightning is about to run
+            sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
+        workers = loader_workers(self.cfg.get("num_workers", 0), bool(self.data.get("cap_workers", True)),
+                                 processes=trainer.num_devices if trainer is not None else 1)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
             num_workers=workers,
             collate_fn=collate_clips,
-            pin_memory=bool(self.data.get("pin_memory", False)),
+            pin_memory=pin_memory(self.data.get("pin_memory", False), trainer),
             persistent_workers=workers > 0 and bool(self.data.get("persistent_workers", True)),
             prefetch_factor=int(self.data.get("prefetch_factor", 2)) if workers > 0 else None,
             drop_last=False,
+            # the loader's own generator: starting an epoch draws nothing from the global RNG, which then
+            # belongs to the model alone (dropout), so a resumed run draws what the unbroken run drew
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -8,24 +8,29 @@ frames that really decode loop back modulo the real count, so a header that lies
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from vidrec.data.layout import FRAME_PATTERN, FRAME_TEMPLATE, VIDEO_EXTENSIONS  # noqa: F401  (re-exported)
 from vidrec.errors import DecodeError
 
-FRAME_TEMPLATE = "image_{:05d}.jpg"
-_FRAME_RE = re.compile(r"image_(\d{5})\.jpg$")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".flv", ".mpg", ".mpeg")
+_FRAME_RE = FRAME_PATTERN
+log = logging.getLogger(__name__)
 
 # PyAV must be loaded before decord: decord bundles its own FFmpeg libraries, and when they load first
 # PyAV's encoders misbehave (libvpx-vp9 refuses to open). Import decord only through this module.
 import av  # noqa: E402,F401  (import order matters, see above)
+from av.video.reformatter import VideoReformatter  # noqa: E402
+
+from vidrec.data.jpeg import read_rgb  # noqa: E402
+from vidrec.data.video_seek import rgb, seek_frames, sequential_only  # noqa: E402
 
 try:  # decord is the fast path; it has no wheels for some platforms
     import decord
@@ -62,18 +67,45 @@ def folder_num_frames(folder: str | os.PathLike) -> int:
 
 
 def _read_folder(folder: Path, indices: Sequence[int]) -> torch.Tensor:
+    """Each distinct frame is decoded once, straight into the clip array when the JPEG fast path applies."""
     unique = sorted(set(indices))
-    frames: dict[int, np.ndarray] = {}
-    for i in unique:
-        file = frame_path(folder, i)
-        try:
-            with Image.open(file) as img:
-                frames[i] = np.asarray(img.convert("RGB"))
-        except FileNotFoundError:
-            raise DecodeError(f"{file}: frame {i + 1} is missing from {folder}; re-run frame extraction for this video") from None
-        except Exception as exc:
-            raise DecodeError(f"{file}: unreadable image ({exc}); re-run frame extraction for this video") from None
-    return _stack(folder, [frames[i] for i in indices])
+    first = _read_image(folder, unique[0])
+    clip = np.empty((len(unique), *first.shape), dtype=np.uint8)
+    clip[0] = first
+    for k, i in enumerate(unique[1:], start=1):
+        frame = _read_image(folder, i, clip[k])
+        if frame.shape != first.shape:
+            raise DecodeError(f"{folder}: frames differ in size {sorted({first.shape, frame.shape})}; re-extract the video")
+        if not np.shares_memory(frame, clip):
+            clip[k] = frame
+    if unique == list(indices):
+        return torch.from_numpy(clip)
+    position = {i: k for k, i in enumerate(unique)}
+    return torch.from_numpy(clip[[position[i] for i in indices]])
+
+
+_SHORT_FOLDER_SEEN: list[Path] = []
+
+
+def _read_image(folder: Path, i: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Frame ``i`` of a folder. Past the last image present (``n_frames`` or the annotation counted more frames
+    than were extracted) it loops back on the images present, as a video read does past a lying header; a
+    hole before the last image is an error. ``out``: where to decode the image when it fits (see ``read_rgb``)."""
+    file = frame_path(folder, i)
+    try:
+        return read_rgb(file, out)
+    except FileNotFoundError:
+        last = max((int(m.group(1)) for m in map(_FRAME_RE.match, os.listdir(folder)) if m), default=0)
+        if 0 < last <= i:
+            if not _SHORT_FOLDER_SEEN:  # once per process: a dataset with this problem usually has it everywhere
+                _SHORT_FOLDER_SEEN.append(folder)
+                log.warning("%s holds %d images but frame %d was asked for (n_frames or the annotation's segment "
+                            "counts more); such reads loop back on the images present", folder, last, i + 1)
+            return _read_image(folder, i % last, out)
+        raise DecodeError(f"{file}: frame {i + 1} is missing from {folder} (the last image is number {last}); "
+                          "re-run frame extraction for this video") from None
+    except Exception as exc:
+        raise DecodeError(f"{file}: unreadable image ({exc}); re-run frame extraction for this video") from None
 
 
 def _stack(path: Path, frames: list[np.ndarray]) -> torch.Tensor:
@@ -83,7 +115,35 @@ def _stack(path: Path, frames: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames))
 
 
+def _decord_refusal(path: Path) -> str | None:
+    """Why decord must not open ``path`` (``None`` when it may), judged by PyAV's demuxer.
+
+    decord aborts the whole process (an uncatchable ``std::bad_alloc``) on a container whose header claims
+    billions of frames, e.g. an AVI with one flipped bit in ``strh.dwLength``; a header claiming more frames
+    than the file has bytes is never true, so such files (and files PyAV cannot open) go to PyAV alone.
+    """
+    stat = path.stat()
+    return _decord_refusal_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8192)
+def _decord_refusal_cached(path: str, size: int, mtime_ns: int) -> str | None:
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return "the file has no video stream"
+            claimed = container.streams.video[0].frames
+    except Exception as exc:
+        return f"not opened ({type(exc).__name__}: {exc})"
+    if claimed > size:
+        return f"not opened: the header claims {claimed} frames in a {size}-byte file"
+    return None
+
+
 def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
+    refusal = _decord_refusal(path)
+    if refusal:
+        raise RuntimeError(refusal)
     reader = decord.VideoReader(str(path), num_threads=1)
     n = len(reader)
     if n <= 0:
@@ -95,25 +155,43 @@ def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
 
 
 def _pyav_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
+    """PyAV read: seek to the keyframe before each wanted frame when the file allows exact numbering, else
+    decode sequentially from the start (single-threaded: loader workers already use every core, and
+    FFmpeg's frame threads cost 10-25% more CPU per frame; see README.md, "Performance")."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video or sequential_only(container, container.streams.video[0]):
+                return _pyav_read_sequential(path, indices, container)
+            found = seek_frames(container, container.streams.video[0], indices)
+    except av.FFmpegError:
+        found = None  # the sequential read below reports the error if it is real
+    if found is not None:
+        seeked, n = found
+        return _stack(path, [seeked[i % n] for i in indices])
+    return _pyav_read_sequential(path, indices)
+
+
+def _pyav_read_sequential(path: Path, indices: Sequence[int], opened: av.container.InputContainer | None = None) -> torch.Tensor:
+    """Decode from the start, counting frames (``opened``: a fresh container of ``path`` to use, left open)."""
     wanted = set(indices)
     last = max(wanted)
     frames: dict[int, np.ndarray] = {}
-    with av.open(str(path), metadata_errors="ignore") as container:
+    reformatter = VideoReformatter()
+    with contextlib.nullcontext(opened) if opened is not None else av.open(str(path), metadata_errors="ignore") as container:
         if not container.streams.video:
             raise DecodeError(f"{path}: the file has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         count = 0
         for count, frame in enumerate(container.decode(stream), start=1):
             if count - 1 in wanted:
-                frames[count - 1] = frame.to_ndarray(format="rgb24")
+                frames[count - 1] = rgb(frame, reformatter)
             if count - 1 == last:
                 break
     if count == 0:
         raise DecodeError(f"{path}: no decodable video frames")
     missing = sorted({i % count for i in wanted if i not in frames} - set(frames))
     if missing:  # the header claimed more frames than decode: loop back on the real count
-        extra = _pyav_read(path, missing)
+        extra = _pyav_read_sequential(path, missing)
         frames.update({i: extra[k].numpy() for k, i in enumerate(missing)})
     return _stack(path, [frames[i] if i in frames else frames[i % count] for i in indices])
 
@@ -121,7 +199,10 @@ def _pyav_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
 def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """Decode frames ``indices`` of a video file or frame folder as uint8 ``(T, H, W, 3)`` RGB.
 
-    ``backend`` is ``auto`` (decord when installed, PyAV when decord fails), ``decord`` or ``pyav``.
+    ``backend`` is ``auto`` or ``pyav`` (PyAV seeking to keyframes, frames numbered as sequential decoding
+    numbers them), or ``decord`` (decord alone). ``auto`` no longer tries decord first: on
+    HMDB51's packed-B-frame AVIs decord returns the wrong frames for random access (off by one, or frame 0
+    for frame 20), and it is slower on every file measured (benchmarks/train_clips.py, README.md, "Performance").
     """
     path = Path(path)
     idx = [int(i) for i in (indices.flatten().tolist() if isinstance(indices, torch.Tensor) else indices)]
@@ -135,23 +216,20 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
         raise DecodeError(f"{path}: no such video file or frame folder; check dataset.root and the annotation file")
     if path.stat().st_size == 0:
         raise DecodeError(f"{path}: the file is empty (0 bytes); re-download or remove it from the annotation")
-    errors: list[str] = []
-    if backend in ("auto", "decord") and HAVE_DECORD:
+    if backend == "decord" and HAVE_DECORD:  # without decord installed, PyAV reads instead
         try:
             return _decord_read(path, idx)
         except DecodeError:
             raise
         except Exception as exc:
-            errors.append(f"decord: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-            if backend == "decord":
-                raise DecodeError(f"{path}: cannot decode ({errors[0]})") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DecodeError(f"{path}: cannot decode (decord: {reason})") from None
     try:
         return _pyav_read(path, idx)
     except DecodeError:
         raise
     except Exception as exc:
-        errors.append(f"pyav: {type(exc).__name__}: {exc}")
-    raise DecodeError(f"{path}: cannot decode ({'; '.join(errors)}); the file may be corrupt or truncated")
+        raise DecodeError(f"{path}: cannot decode (pyav: {type(exc).__name__}: {exc}); the file may be corrupt or truncated") from None
 
 
 def count_frames(path: str | os.PathLike, exact: bool = True) -> int:
@@ -168,7 +246,7 @@ def count_frames(path: str | os.PathLike, exact: bool = True) -> int:
             if not container.streams.video:
                 raise DecodeError(f"{path}: the file has no video stream")
             stream = container.streams.video[0]
-            if not exact and stream.frames > 0:
+            if not exact and 0 < stream.frames <= path.stat().st_size:  # a header claiming more is corrupt
                 return int(stream.frames)
             stream.thread_type = "AUTO"
             count = sum(1 for _ in container.decode(stream))

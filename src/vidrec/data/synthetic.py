@@ -132,9 +132,11 @@ def render_video(label: str, rng: np.random.Generator, spec: SyntheticSpec) -> n
 _CODEC_BY_EXT = {".avi": "mpeg4", ".webm": "libvpx-vp9", ".mkv": "libx264", ".mp4": "libx264", ".mov": "libx264"}
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 16, codec: str | None = None, crf: int = 18) -> None:
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 16, codec: str | None = None, crf: int = 18,
+                options: dict[str, str] | None = None) -> None:
     """Encode uint8 ``(T, H, W, 3)`` frames with PyAV; the codec follows the extension unless given
-    (H.264 for .mp4, MPEG-4 part 2 for .avi, VP9 for .webm; mpeg4 when x264 is unavailable)."""
+    (H.264 for .mp4, MPEG-4 part 2 for .avi, VP9 for .webm; mpeg4 when x264 is unavailable).
+    ``options`` are extra FFmpeg codec options, e.g. ``{"g": "60"}`` for a keyframe every 60 frames."""
     import av
 
     codec = codec or _CODEC_BY_EXT.get(Path(path).suffix.lower(), "libx264")
@@ -150,6 +152,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 16, code
             stream.options = {"qscale": "3"}
         else:  # libvpx / libvpx-vp9 refuse to open without a rate target
             stream.bit_rate = 2_000_000
+        if options:
+            stream.options = {**stream.options, **options}
         for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
                 container.mux(packet)

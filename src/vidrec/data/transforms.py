@@ -1,7 +1,11 @@
 """Clip transforms on tensors (pytorchvideo style): small functions over ``(T, C, H, W)`` tensors.
 
-Frames stay uint8 through cropping; they become float only to be resized and normalised. Spatial test
-crops follow design.md §3: resize the short side, then 1 (centre) or 3 (start, centre, end of the long side).
+Frames stay uint8 until the last step: ``ClipTransform`` resizes uint8 clips with PyTorch's SIMD uint8
+kernel (the same bilinear/antialias filter as the float path, within one intensity level of it: it rounds
+to integers), crops and flips in uint8, and only ``normalize`` makes float, writing the ``(C, T, H, W)``
+layout in the same pass (README.md, "Performance": ~5× faster than resizing in float). Time is the batch
+dimension of every op. Spatial test crops follow design.md §3: resize the short side, then 1 (centre) or 3
+(start, centre, end of the long side).
 """
 
 from __future__ import annotations
@@ -23,14 +27,33 @@ def to_tchw(frames: torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2)
 
 
-def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``(T, C, H, W)`` so that its short side is ``size`` (bilinear); returns float."""
+def short_side_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(new_h, new_w)`` of an ``h × w`` frame whose short side is resized to ``size`` (aspect kept)."""
+    scale = size / min(h, w)
+    return (size, max(size, round(w * scale))) if h <= w else (max(size, round(h * scale)), size)
+
+
+def _interpolate(clip: torch.Tensor, size: int) -> torch.Tensor:
     h, w = clip.shape[-2:]
     if min(h, w) == size:
-        return clip.float()
-    scale = size / min(h, w)
-    new_h, new_w = (size, max(size, round(w * scale))) if h <= w else (max(size, round(h * scale)), size)
-    return F.interpolate(clip.float(), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)
+        return clip
+    shape = short_side_shape(h, w, size)
+    return F.interpolate(clip, size=shape, mode="bilinear", align_corners=False, antialias=size < min(h, w))
+
+
+def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(T, C, H, W)`` so that its short side is ``size`` (bilinear, antialiased when shrinking); returns float."""
+    return _interpolate(clip.float(), size)
+
+
+def resize_short_side_uint8(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`resize_short_side` computed in uint8 (≥4× faster on CPU, results within one level of it); uint8 out.
+
+    Fastest on channels-last memory, which :func:`to_tchw` of decoded ``(T, H, W, C)`` frames already is.
+    """
+    if clip.dtype != torch.uint8:
+        raise TypeError(f"resize_short_side_uint8 needs a uint8 clip, got {clip.dtype}")
+    return _interpolate(clip.contiguous(memory_format=torch.channels_last), size)
 
 
 def crop(clip: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
@@ -84,10 +107,17 @@ def random_crop(clip: torch.Tensor, size: int, generator: torch.Generator | None
 
 
 def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Scale a ``(T, C, H, W)`` clip in [0, 255] to [0, 1], normalise per channel, return ``(C, T, H, W)``."""
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255.0
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255.0
-    return ((clip.float() - m) / s).permute(1, 0, 2, 3).contiguous()
+    """Scale a ``(..., T, C, H, W)`` clip in [0, 255] to [0, 1], normalise per channel, return ``(..., C, T, H, W)``.
+
+    One pass converts to float and transposes into a contiguous result; the affine map then runs in place.
+    """
+    std_255 = torch.tensor(std, dtype=torch.float64) * 255.0
+    scale = (1.0 / std_255).to(torch.float32).view(-1, 1, 1, 1)
+    shift = (-torch.tensor(mean, dtype=torch.float64) * 255.0 / std_255).to(torch.float32).view(-1, 1, 1, 1)
+    src = clip.transpose(-4, -3)
+    out = torch.empty(src.shape, dtype=torch.float32)
+    out.copy_(src)
+    return out.mul_(scale).add_(shift)
 
 
 @dataclass
@@ -107,11 +137,17 @@ class ClipTransform:
     mean: Sequence[float] = IMAGENET_MEAN
     std: Sequence[float] = IMAGENET_STD
 
+    @staticmethod
+    def _resize(frames: torch.Tensor, size: int) -> torch.Tensor:
+        """``(T, H, W, C)`` frames → ``(T, C, H, W)`` with the short side ``size``; uint8 stays uint8."""
+        clip = to_tchw(frames)
+        return resize_short_side_uint8(clip, size) if clip.dtype == torch.uint8 else resize_short_side(clip, size)
+
     def train(self, frames: torch.Tensor, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         """One augmented training clip ``(C, T, H, W)``."""
         lo, hi = self.scale_range
         size = int(torch.randint(lo, hi + 1, (1,), generator=generator))
-        clip = random_crop(resize_short_side(to_tchw(frames), size), self.crop_size, generator)
+        clip = random_crop(self._resize(frames, size), self.crop_size, generator)
         if flip:
             clip = clip.flip(-1)
         return normalize(clip, self.mean, self.std)
@@ -119,6 +155,5 @@ class ClipTransform:
     def eval(self, frames: torch.Tensor, num_crops: int | None = None) -> torch.Tensor:
         """Eval views of one clip (or of several clips concatenated on T by the caller): ``(crops, C, T, H, W)``."""
         size = self.test_crop_size or self.crop_size
-        clip = resize_short_side(to_tchw(frames), self.test_scale)
-        crops = spatial_crops(clip, size, num_crops or self.num_crops)
-        return torch.stack([normalize(c, self.mean, self.std) for c in crops])
+        crops = spatial_crops(self._resize(frames, self.test_scale), size, num_crops or self.num_crops)
+        return normalize(torch.stack(crops), self.mean, self.std)

@@ -90,3 +90,22 @@ def write_dataset_json(path: Path, labels: list[str], database: dict[str, dict[s
     subsets = Counter(item["subset"] for item in database.values())
     print(f"wrote {path}: {len(labels)} labels, {len(database)} videos ("
           + ", ".join(f"{name} {count}" for name, count in sorted(subsets.items())) + f"){note}")
+
+
+SplitBuilder = Callable[[Path, int], tuple[list[str], dict[str, dict[str, Any]]]]
+
+
+def split_json_main(argv: Sequence[str] | None, description: str, dir_help: str, build_split: SplitBuilder,
+                    filename: str, splits: Sequence[int], path_format: str) -> int:
+    """The ``<dataset>_json.py annotation_dir`` commands of split datasets: one JSON per split,
+    named ``filename.format(split=N)``, in ``--dst-dir`` (default: ``annotation_dir``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("annotation_dir", type=Path, help=dir_help)
+    parser.add_argument("--dst-dir", type=Path, default=None, help="where to write the JSON files (default: annotation_dir)")
+    add_segment_args(parser)
+    args = parser.parse_args(argv)
+    for split in splits:
+        labels, database = build_split(args.annotation_dir, split)
+        write_dataset_json((args.dst_dir or args.annotation_dir) / filename.format(split=split), labels, database,
+                           args, path_format)
+    return 0

@@ -7,7 +7,6 @@ sorted alphabetically, as in the seed.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from vidrec.data.annotations import make_entry
 from vidrec.errors import AnnotationError
-from vidrec.preprocess.cli import add_segment_args, write_dataset_json
+from vidrec.preprocess.cli import split_json_main
 from vidrec.preprocess.labelfiles import read_lines
 
 SPLITS = (1, 2, 3)
@@ -52,12 +51,4 @@ def build_split(annotation_dir: Path, split: int) -> tuple[list[str], dict[str, 
 
 def json_main(argv: Sequence[str] | None = None) -> int:
     """``hmdb51_json.py annotation_dir``: write hmdb51_1.json ... hmdb51_3.json."""
-    parser = argparse.ArgumentParser(description="HMDB51 split files → hmdb51_{1,2,3}.json (kenshohara format).")
-    parser.add_argument("annotation_dir", type=Path, help="testTrainMulti_7030_splits folder (<class>_test_splitN.txt)")
-    parser.add_argument("--dst-dir", type=Path, default=None, help="where to write the JSON files (default: annotation_dir)")
-    add_segment_args(parser)
-    args = parser.parse_args(argv)
-    for split in SPLITS:
-        labels, database = build_split(args.annotation_dir, split)
-        write_dataset_json((args.dst_dir or args.annotation_dir) / f"hmdb51_{split}.json", labels, database, args, PATH_FORMAT)
-    return 0
+    return split_json_main(argv, "HMDB51 split files → hmdb51_{1,2,3}.json (kenshohara format).", "testTrainMulti_7030_splits folder (<class>_test_splitN.txt)", build_split, "hmdb51_{split}.json", SPLITS, PATH_FORMAT)

@@ -8,14 +8,13 @@ stem. Test lists become the ``validation`` subset, as in the seed.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidrec.data.annotations import make_entry
 from vidrec.errors import AnnotationError
-from vidrec.preprocess.cli import add_segment_args, extraction_parser, run_extraction, write_dataset_json
+from vidrec.preprocess.cli import extraction_parser, run_extraction, split_json_main
 from vidrec.preprocess.labelfiles import read_lines
 from vidrec.preprocess.layout import class_tree_jobs
 
@@ -60,16 +59,7 @@ def build_split(annotation_dir: Path, split: int) -> tuple[list[str], dict[str, 
 
 def json_main(argv: Sequence[str] | None = None) -> int:
     """``ucf101_json.py annotation_dir``: write ucf101_01.json ... ucf101_03.json."""
-    parser = argparse.ArgumentParser(description="UCF101 split files → ucf101_0{1,2,3}.json (kenshohara format).")
-    parser.add_argument("annotation_dir", type=Path, help="ucfTrainTestlist folder (classInd.txt, trainlist0N.txt, testlist0N.txt)")
-    parser.add_argument("--dst-dir", type=Path, default=None, help="where to write the JSON files (default: annotation_dir)")
-    add_segment_args(parser)
-    args = parser.parse_args(argv)
-    for split in SPLITS:
-        labels, database = build_split(args.annotation_dir, split)
-        dst = (args.dst_dir or args.annotation_dir) / f"ucf101_0{split}.json"
-        write_dataset_json(dst, labels, database, args, PATH_FORMAT)
-    return 0
+    return split_json_main(argv, "UCF101 split files → ucf101_0{1,2,3}.json (kenshohara format).", "ucfTrainTestlist folder (classInd.txt, trainlist0N.txt, testlist0N.txt)", build_split, "ucf101_0{split}.json", SPLITS, PATH_FORMAT)
 
 
 def extract_main(argv: Sequence[str] | None = None) -> int:

@@ -94,7 +94,8 @@ def apply_state_dict(model: nn.Module, converted: Mapping[str, torch.Tensor], pa
         and not (skip_head and k.startswith(HEAD_PREFIX))
     ]
     head_mismatch = [m for m in report.mismatched if m.startswith(HEAD_PREFIX)]
-    if head_mismatch and strict:
+    only_head = len(head_mismatch) == len(report.mismatched) and not report.missing and not report.unexpected
+    if head_mismatch and strict and only_head:  # else the whole model differs: the general message below says so
         raise CheckpointError(f"{path}: classifier head does not match the model ({_first(head_mismatch)}); "
                               "pass skip_head=True to keep the model's head (fine-tuning)")
     if strict and (report.mismatched or report.missing or report.unexpected):

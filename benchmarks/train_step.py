@@ -1,0 +1,106 @@
+"""Training step: vidrec's LightningModule in a real ``pl.Trainer`` fit vs a bare PyTorch loop, same run.
+
+Both train the same model from the same initial weights on the same in-memory batches (the synthetic
+default run's shapes: r2plus1d_tiny, batch 16 × 3 × 8 × 56 × 56, 8 classes) with the same optimizer
+(AdamW, lr 3e-3, weight decay 0.05). Lightning side: ``VideoClassifier`` (loss, train metrics, logging)
+under ``pl.Trainer(max_steps=...)`` without logger, checkpointing or progress bar; steps are timed from
+the first to the last ``on_train_batch_start`` (start-up excluded). Bare side: forward, cross-entropy,
+backward, ``optimizer.step()``, ``zero_grad()``. CPU time of this process on one torch thread, in
+alternating rounds: on a shared machine wall time swings 5× from step to step with other users' load,
+while CPU time measures the work (Lightning's overhead is Python on the same thread, so it is counted).
+
+    python benchmarks/train_step.py [--steps 10] [--rounds 3] [--model r2plus1d_tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import logging
+import time
+import warnings
+
+import common
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from vidrec.models import build_model
+from vidrec.module import VideoClassifier
+
+TARGET = 0.95
+
+
+class StepClock(pl.Callback):
+    """Times of every ``on_train_batch_start``."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: D102
+        self.times.append(time.process_time())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", default="r2plus1d_tiny")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=56)
+    args = parser.parse_args()
+    common.header(f"training step: Lightning fit vs bare loop ({args.model}, batch {args.batch}x3x{args.frames}"
+                  f"x{args.size}x{args.size}, CPU time, 1 thread)")
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    torch.manual_seed(0)
+    initial = build_model(args.model, 8)
+    shape = (args.batch, 3, args.frames, args.size, args.size)
+    batches = [{"video": torch.randn(shape), "label": torch.randint(0, 8, (args.batch,)), "skipped": []}
+               for _ in range(4)]
+    optimizer = functools.partial(torch.optim.AdamW, lr=3e-3, weight_decay=0.05)
+    steps = args.steps + 1  # one more start than timed intervals
+
+    def lightning() -> float:
+        module = VideoClassifier(copy.deepcopy(initial), 8, optimizer=optimizer)
+        clock = StepClock()
+        trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, callbacks=[clock],
+                             limit_val_batches=0, num_sanity_val_steps=0)
+        loader = DataLoader([batches[i % len(batches)] for i in range(steps)], batch_size=None)
+        trainer.fit(module, loader)
+        return clock.times[-1] - clock.times[1]  # intervals 1..steps-1: the first step warms up
+
+    def bare() -> float:
+        model = copy.deepcopy(initial)
+        opt = optimizer(model.parameters())
+        criterion = torch.nn.CrossEntropyLoss()
+        model.train()
+        times = []
+        for i in range(steps):
+            times.append(time.process_time())
+            batch = batches[i % len(batches)]
+            loss = criterion(model(batch["video"]), batch["label"])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return times[-1] - times[1]
+
+    lightning_s, bare_s = [], []
+    for r in range(args.rounds):
+        for fn, out in ((lightning, lightning_s), (bare, bare_s)) if r % 2 == 0 else ((bare, bare_s), (lightning, lightning_s)):
+            out.append(fn())
+    cmp = common.Comparison(lightning_s, bare_s, args.steps - 1)
+    print(f"Lightning: {cmp.rate('candidate'):.2f} steps/s ({cmp.rate('candidate') * args.batch:.1f} clips/s); "
+          f"bare loop: {cmp.rate('reference'):.2f} steps/s ({cmp.rate('reference') * args.batch:.1f} clips/s); "
+          f"torch threads {torch.get_num_threads()}")
+    common.finish("train_step", cmp.ratio, TARGET, {
+        "model": args.model, "batch": list(shape), "lightning_steps_per_s": cmp.rate("candidate"),
+        "bare_steps_per_s": cmp.rate("reference"), "lightning_clips_per_s": cmp.rate("candidate") * args.batch})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""Export a model to ONNX or TorchScript with a JSON sidecar: `python export.py ckpt_path=<ckpt> format=onnx`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from vidrec.cli import run_entry
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="export")
+def main(cfg: DictConfig) -> None:
+    from vidrec.export import export
+
+    run_entry(export, cfg)
+
+
+if __name__ == "__main__":
+    main()

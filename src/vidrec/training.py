@@ -1,0 +1,115 @@
+"""How a run uses its hardware: effective batch size and the learning-rate scaling rule, memory format and
+``torch.compile`` of the network, and trainer arguments that only make sense on some devices."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidrec.errors import ConfigError
+
+log = logging.getLogger("vidrec")
+SCALING_RULES = ("none", "linear")
+
+
+def effective_batch_size(cfg: Mapping[str, Any], world_size: int) -> int:
+    """Clips per optimizer step: ``dataset.batch_size`` × processes (devices × nodes) × gradient accumulation."""
+    accumulate = int(cfg["trainer"].get("accumulate_grad_batches") or 1)
+    return int(cfg["dataset"]["batch_size"]) * int(world_size) * accumulate
+
+
+def scaled_lr(cfg: Mapping[str, Any], world_size: int) -> tuple[float | None, str]:
+    """The learning rate to train with and a description of how it was derived.
+
+    ``optimizer_scaling.rule=linear`` (Goyal et al., 2017) multiplies ``optimizer.lr`` by
+    effective batch / ``optimizer_scaling.base_batch_size``; ``none`` (the default) keeps ``optimizer.lr``.
+    """
+    lr = (cfg.get("optimizer") or {}).get("lr")
+    scaling = cfg.get("optimizer_scaling") or {}
+    rule = str(scaling.get("rule") or "none")
+    if rule not in SCALING_RULES:
+        raise ConfigError(f"optimizer_scaling.rule={rule} is not one of {', '.join(SCALING_RULES)}")
+    eff = effective_batch_size(cfg, world_size)
+    if rule == "none" or lr is None:
+        return lr, f"lr {lr} (scaling rule none)"
+    base = scaling.get("base_batch_size")
+    if not isinstance(base, int | float) or base <= 0:
+        raise ConfigError(f"optimizer_scaling.base_batch_size={base}: the linear rule needs the batch size that "
+                          f"optimizer.lr={lr} was set for, e.g. optimizer_scaling.base_batch_size=256")
+    new = float(lr) * eff / float(base)
+    return new, f"lr {new:.6g} = {lr} × {eff}/{base} (linear scaling rule, base batch {base})"
+
+
+def apply_scaling(cfg: dict[str, Any], world_size: int) -> str:
+    """Set ``cfg.optimizer.lr`` to the scaled learning rate (kept as ``optimizer_scaling.base_lr``); describe it."""
+    lr, text = scaled_lr(cfg, world_size)
+    if lr is not None and cfg.get("optimizer") and lr != cfg["optimizer"].get("lr"):
+        cfg.setdefault("optimizer_scaling", {})["base_lr"] = cfg["optimizer"]["lr"]
+        cfg["optimizer"]["lr"] = lr
+    return text
+
+
+def _channels_last_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    x = args[0]
+    if isinstance(x, torch.Tensor) and x.dim() == 5:
+        return (x.contiguous(memory_format=torch.channels_last_3d), *args[1:])
+    return args
+
+
+def apply_model_options(net: nn.Module, model_cfg: Mapping[str, Any]) -> nn.Module:
+    """``model.channels_last``: weights and input clips in ``channels_last_3d`` (faster 3D convolutions with
+    cuDNN and mixed precision). ``model.compile``: ``torch.compile`` in place, so state-dict keys (and
+    checkpoints) stay those of the plain model; ``true``, or the keyword arguments of ``torch.compile``
+    (e.g. ``{mode: max-autotune}``, ``{backend: eager}``). Both off by default."""
+    if model_cfg.get("channels_last"):
+        net = net.to(memory_format=torch.channels_last_3d)
+        net.register_forward_pre_hook(_channels_last_input)
+    options = model_cfg.get("compile")
+    if options:
+        if options is not True and not isinstance(options, Mapping):
+            raise ConfigError(f"model.compile={options}: use true, false or torch.compile arguments like {{mode: max-autotune}}")
+        net.compile(**(dict(options) if isinstance(options, Mapping) else {}))
+    return net
+
+
+def on_cpu(trainer_cfg: Mapping[str, Any]) -> bool:
+    """Whether a trainer config runs on CPU processes (``accelerator=cpu``, or ``auto`` without CUDA)."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def trainer_config(trainer_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The trainer config to instantiate: ``sync_batchnorm`` is dropped on CPU (torch's SyncBatchNorm has GPU
+    kernels only), with a warning."""
+    out = dict(trainer_cfg)
+    if out.get("sync_batchnorm") and on_cpu(out):
+        log.warning("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU kernels): turned off, "
+                    "so each CPU process normalises with the statistics of its own batch")
+        out["sync_batchnorm"] = False
+    return out
+
+
+def describe_compute(cfg: Mapping[str, Any], world_size: int, lr_text: str) -> str:
+    """The start-up line's compute part: processes, effective batch, learning rate, precision and options."""
+    t, m, d = cfg["trainer"], cfg["model"], cfg["dataset"]
+    accumulate = int(t.get("accumulate_grad_batches") or 1)
+    clip = t.get("gradient_clip_val")
+    clip_text = f"{clip} ({t.get('gradient_clip_algorithm') or 'norm'})" if clip else "off"
+    parts = [
+        f"{t.get('accelerator', 'auto')} × {t.get('devices', 1)} device(s) × {t.get('num_nodes', 1)} node(s), "
+        f"strategy {t.get('strategy', 'auto')}",
+        f"effective batch {effective_batch_size(cfg, world_size)} = {d['batch_size']} × {world_size} process(es) × "
+        f"{accumulate} accumulation",
+        lr_text,
+        f"precision {t.get('precision', '32-true')}",
+        f"grad clip {clip_text}",
+        f"channels_last_3d {'on' if m.get('channels_last') else 'off'}",
+        f"torch.compile {(m.get('compile') if isinstance(m.get('compile'), Mapping) else 'on') if m.get('compile') else 'off'}",
+    ]
+    if t.get("sync_batchnorm"):
+        parts.append("sync BN")
+    return " | ".join(parts)

@@ -1,0 +1,115 @@
+"""export.py: every registry model round-trips through ONNX (onnxruntime) and TorchScript within 1e-4 of PyTorch,
+with a dynamic batch; the sidecar alone lets a deployment reproduce eval.py's video scores."""
+
+import csv
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import read_json, run_entry
+from vidrec.data.decoding import count_frames, read_frames
+from vidrec.data.sampling import test_clip_indices
+from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic
+from vidrec.data.transforms import ClipTransform
+from vidrec.export import FORMATS, export_model
+from vidrec.models import build_model, list_models
+from vidrec.predict import InferenceModel
+
+SHAPE = (3, 4, 32, 32)  # small views keep the test fast; every registry model accepts them
+#: Models above ~45 M parameters: their part of the round trip is `slow` (it still runs in CI).
+HEAVY = {"i3d_nl_r101", "i3d_r101", "r2plus1d_34", "resnet3d_34", "resnet3d_50", "resnet3d_101", "resnet3d_152",
+         "resnet3d_200", "resnext3d_101"}
+
+
+def calibrated(name: str) -> nn.Module:
+    """A randomly initialised model whose BatchNorm statistics come from one batch, so its logits are O(1) and
+    an absolute tolerance of 1e-4 means what it says (unnormalised deep nets reach logits of 1e4)."""
+    torch.manual_seed(0)
+    net = build_model(name, num_classes=5)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: one batch sets the statistics
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(2, *SHAPE))
+    return net.eval()
+
+
+def run_onnx(path, x: torch.Tensor) -> torch.Tensor:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["video"]
+    return torch.from_numpy(session.run(None, {"video": x.numpy()})[0])
+
+
+def run_torchscript(path, x: torch.Tensor) -> torch.Tensor:
+    # the plain interpreter: the JIT's profiling passes would triple the cost of a single call on big graphs
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        return torch.jit.load(str(path))(x)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in list_models()])
+def test_every_model_round_trips(name, tmp_path):
+    assert HEAVY <= set(list_models())
+    net = calibrated(name)
+    model = InferenceModel(net, name, [f"c{i}" for i in range(5)], source="test", dataset={
+        "clip": {"frames": SHAPE[1], "sample_rate": 2}, "train": {"crop_size": SHAPE[2]},
+        "test": {"num_clips": 1, "num_crops": 1, "scale": SHAPE[2], "crop_size": SHAPE[2]}})
+    x = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(1))  # batch 3: exported with batch 1
+    with torch.no_grad():
+        ref = net(x)
+    for fmt, run in (("onnx", run_onnx), ("torchscript", run_torchscript)):
+        path, sidecar = export_model(model, fmt, tmp_path / f"{name}{FORMATS[fmt]}", verify=False)
+        out = run(path, x)
+        assert out.shape == (3, 5)
+        # 1e-4, relative to the logit scale once logits exceed 1 (float32 sums reordered by the runtime)
+        assert (out - ref).abs().max() <= 1e-4 * max(1.0, ref.abs().max()), (fmt, float((out - ref).abs().max()))
+        assert sidecar["input"]["shape"] == ["batch", *SHAPE] and sidecar["labels"] == model.labels
+        assert read_json(path.with_name(path.name + ".json")) == sidecar
+        path.unlink()
+
+
+def test_exported_checkpoint_and_sidecar_reproduce_eval(trained, data_dir, tmp_path):
+    """A deployment that knows only the .onnx file and its sidecar gets eval.py's video scores."""
+    run, _ = trained
+    best = next((run / "checkpoints").glob("best-epoch*.ckpt"))
+    run_entry("export.py", f"ckpt_path={best}", "format=onnx", f"output={tmp_path}/model.onnx")
+    side = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert side["input"]["shape"] == ["batch", 3, 4, 56, 56] and side["format"] == "onnx" and side["opset"] == 17
+    assert side["labels"][:2] == ["move_left", "move_right"] and side["max_abs_diff"] < 1e-4
+    p = side["protocol"]
+    with open(run / "predictions.csv") as f:
+        row = next(csv.DictReader(f))
+    folder = ensure_synthetic(data_dir, SyntheticSpec(**OmegaConf.load(run / ".hydra" / "config.yaml").dataset.synthetic))
+    video = folder / "videos" / row["label"] / f"{row['video_id']}.mp4"
+    idx = test_clip_indices(count_frames(video), p["clip_frames"], p["sample_rate"], p["num_clips"])
+    frames = read_frames(video, idx)
+    transform = ClipTransform(crop_size=p["crop_size"], test_scale=p["scale"], num_crops=p["num_crops"],
+                              mean=side["mean"], std=side["std"])
+    views = torch.cat([transform.eval(frames[k * p["clip_frames"] : (k + 1) * p["clip_frames"]]) for k in range(p["num_clips"])])
+    probs = run_onnx(tmp_path / "model.onnx", views).softmax(-1).mean(0)
+    top = probs.topk(5)
+    assert [side["labels"][i] for i in top.indices] == [row[f"pred{k}"] for k in range(1, 6)]
+    np.testing.assert_allclose(top.values.numpy(), [float(row[f"score{k}"]) for k in range(1, 6)], atol=2e-6)
+
+
+def test_export_a_model_without_checkpoint(tmp_path):
+    out = tmp_path / "tiny.torchscript"
+    proc = run_entry("export.py", "model=tiny", "num_classes=3", "format=torchscript", f"output={out}")
+    assert str(out) in proc.stdout
+    side = read_json(tmp_path / "tiny.torchscript.json")
+    assert side["model"] == "r2plus1d_tiny" and side["weights"] == "random initialisation"
+    assert side["input"]["shape"] == ["batch", 3, 8, 64, 64] and side["labels"] == ["class_0", "class_1", "class_2"]
+    assert run_torchscript(out, torch.zeros(2, 3, 8, 64, 64)).shape == (2, 3)
+
+
+def test_export_errors_are_one_line(tmp_path):
+    proc = run_entry("export.py", "model=tiny", "format=tflite", f"output={tmp_path}/m", check=False)
+    assert proc.returncode == 1 and "format=tflite" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_entry("export.py", check=False)
+    assert proc.returncode == 1 and "ckpt_path=" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,116 @@
+"""Config mistakes: unknown names list the choices, impossible clip/crop values and a checkpoint of another
+model are refused before any work, with one line that names the key (no long traceback).
+
+``dataset.num_classes`` different from the annotation's label count: tests/test_dataset.py::
+test_num_classes_must_match_annotation.
+"""
+
+from __future__ import annotations
+
+import hydra
+import pytest
+import torch
+from test_dataset import dataset_cfg, make_dataset
+
+from conftest import run_entry
+from vidrec.checkpoint import check_model_fits
+from vidrec.cli import run_entry as run_cli_entry
+from vidrec.data.datamodule import VideoDataModule
+from vidrec.errors import CheckpointError, ConfigError
+from vidrec.models import build_model, load_pretrained
+from vidrec.run import build_datamodule
+
+
+@pytest.fixture
+def no_full_error(monkeypatch):
+    """What a user sees by default: HYDRA_FULL_ERROR unset."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+
+def one_error_line(proc) -> str:
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("group,choices", [("dataset", ["kinetics", "synthetic", "ucf101"]), ("model", ["r2plus1d", "i3d_nl"])])
+def test_unknown_group_name_lists_the_choices(tmp_path, no_full_error, group, choices):
+    proc = run_entry("train.py", f"{group}=nope", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"Could not find '{group}/nope'" in proc.stderr and f"Available options in '{group}'" in proc.stderr
+    assert all(f"\t{name}\n" in proc.stderr for name in choices)
+
+
+def test_eval_unknown_dataset_is_refused_not_ignored(tmp_path, no_full_error):
+    """eval.yaml loads ``dataset`` as an optional group, where Hydra would silently skip an unknown name."""
+    line = one_error_line(run_entry("eval.py", "dataset=ucf", "ckpt_path=x.ckpt", f"hydra.run.dir={tmp_path}", check=False))
+    assert "dataset=ucf: no such dataset config; available: hmdb51, kinetics" in line and "ucf101" in line
+
+
+def test_unknown_model_name_lists_the_models(capsys):
+    with pytest.raises(SystemExit):
+        run_cli_entry(lambda cfg: build_datamodule(cfg), {"model": {"net": {"name": "r2plus1d_50"}}})
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: unknown model 'r2plus1d_50'; available models:")
+    assert "r2plus1d_34" in err and "i3d_nl_r50" in err
+
+
+def test_builder_errors_wrapped_by_hydra_become_one_line(capsys):
+    def build(cfg):
+        return hydra.utils.instantiate({"_target_": "vidrec.models.build_model", "name": "r3d_18", "num_classes": 3,
+                                        "widht": 2})
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli_entry(build, None)
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: model 'r3d_18' got unknown argument(s) ['widht']; accepted:")
+
+
+BAD_CLIP = {
+    "train_crop_larger_than_frame": ({"train": {"crop_size": 64, "scale": [40, 48]}}, r"dataset\.train\.crop_size=64 is larger "
+                                     r"than the resized frame \(short side dataset\.train\.scale\[0\]=40\)"),
+    "test_crop_larger_than_frame": ({"test": {"scale": 40, "crop_size": 48, "num_clips": 1, "num_crops": 3}},
+                                    r"dataset\.test\.crop_size=48 is larger than the resized frame \(short side dataset\.test\.scale=40\)"),
+    "zero_frames": ({"clip": {"frames": 0, "sample_rate": 2}}, r"clip\.frames must be positive, got 0"),
+    "negative_rate": ({"clip": {"frames": 4, "sample_rate": -1}}, r"clip\.sample_rate must be positive, got -1"),
+    "zero_test_clips": ({"test": {"scale": 40, "crop_size": 32, "num_clips": 0, "num_crops": 1}},
+                        r"dataset\.test\.num_clips=0 must be positive"),
+    "two_crops": ({"test": {"scale": 40, "crop_size": 32, "num_clips": 1, "num_crops": 2}},
+                  r"dataset\.test\.num_crops=2 must be 1 \(centre\) or 3"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CLIP))
+def test_impossible_clip_settings_fail_at_setup(tmp_path, case):
+    make_dataset(tmp_path, "video")
+    override, message = BAD_CLIP[case]
+    with pytest.raises(ConfigError, match=message):
+        VideoDataModule(dataset_cfg(tmp_path, "video", **override)).setup("fit")
+
+
+def tiny_checkpoint(path) -> None:
+    """A train.py-style checkpoint of the tiny R(2+1)D (8 classes): ``model.``-prefixed state dict."""
+    net = build_model("r2plus1d_tiny", 8)
+    torch.save({"epoch": 0, "state_dict": {f"model.{k}": v for k, v in net.state_dict().items()}}, path)
+
+
+def test_load_pretrained_of_another_model_names_the_first_keys(tmp_path):
+    torch.save(build_model("r2plus1d_tiny", 8).state_dict(), tmp_path / "tiny.pt")
+    with pytest.raises(CheckpointError, match=r"tiny\.pt \(state_dict\) does not match VideoResNet: shape mismatch: stem\.0\.weight"):
+        load_pretrained(build_model("r3d_18", 8), tmp_path / "tiny.pt")
+
+
+def test_checkpoint_of_another_model_is_refused_naming_keys(tmp_path):
+    """What train.py ckpt_path=<ckpt> and eval.py check before Lightning restores the checkpoint."""
+    tiny_checkpoint(tmp_path / "tiny.ckpt")
+    check_model_fits(build_model("r2plus1d_tiny", 8), tmp_path / "tiny.ckpt", "r2plus1d_tiny")  # its own model fits
+    with pytest.raises(CheckpointError) as err:
+        check_model_fits(build_model("r3d_18", 8), tmp_path / "tiny.ckpt", "r3d_18")
+    message = str(err.value)
+    assert "tiny.ckpt does not fit model.net.name=r3d_18: shape-mismatched keys stem.0.weight" in message
+    assert "missing keys" in message and "pass the model of its run" in message
+    torch.save(build_model("r2plus1d_tiny", 8).state_dict(), tmp_path / "weights.pt")  # exported weights, no state_dict
+    with pytest.raises(CheckpointError, match=r"weights\.pt: no state_dict, so not a train\.py checkpoint; .* model\.pretrained="):
+        check_model_fits(build_model("r2plus1d_tiny", 8), tmp_path / "weights.pt")
