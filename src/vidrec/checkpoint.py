@@ -66,6 +66,23 @@ def _unpickling_detail(exc: Exception) -> str:
     return "; ".join(part for part in useful if part) or (lines[0] if lines else type(exc).__name__)
 
 
+def model_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The network's weights in a train.py checkpoint: its LightningModule's ``model.*`` entries, prefix removed."""
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no state_dict, so not a train.py checkpoint; to start from these weights "
+                              f"use model.pretrained={path} instead of ckpt_path")
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+
+def run_config(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """The resolved training config that train.py stores in its checkpoints."""
+    cfg = (ckpt.get("hyper_parameters") or {}).get("config")
+    if not cfg:
+        raise CheckpointError(f"{path}: no vidrec config in this checkpoint; was it written by train.py?")
+    return cfg
+
+
 def check_model_fits(net: torch.nn.Module, ckpt_path: str | os.PathLike | None, model_name: str = "") -> None:
     """Check that a train.py checkpoint holds weights for ``net`` (the LightningModule's ``model``).
 
@@ -76,11 +93,7 @@ def check_model_fits(net: torch.nn.Module, ckpt_path: str | os.PathLike | None, 
         return
     from vidrec.models.weights.common import apply_state_dict
 
-    state = load_checkpoint(ckpt_path).get("state_dict")
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{ckpt_path}: no state_dict, so not a train.py checkpoint; to start from these weights "
-                              f"use model.pretrained={ckpt_path} instead of ckpt_path")
-    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    weights = model_state(load_checkpoint(ckpt_path), ckpt_path)
     report = apply_state_dict(net, weights, ckpt_path, "train.py checkpoint", strict=False)
     problems = [f"{kind} keys {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)} in all)"
                 for kind, keys in (("shape-mismatched", report.mismatched), ("missing", report.missing),
@@ -113,10 +126,12 @@ def resolve_resume_path(ckpt_path: str | None, output_dir: str | os.PathLike) ->
     return resolve_ckpt_path(ckpt_path, output_dir)
 
 
-def export_weights(ckpt_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
-    """Write the model's state dict alone (``.pt``, no optimizer, no pickled objects) for sharing."""
-    ckpt = load_checkpoint(ckpt_path)
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+def export_weights(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, ckpt: dict[str, Any] | None = None) -> Path:
+    """Write the model's state dict alone (``.pt``, no optimizer, no pickled objects) for sharing.
+
+    ``ckpt``: the checkpoint already loaded from ``ckpt_path``, so that it is not read twice.
+    """
+    state = model_state(ckpt if ckpt is not None else load_checkpoint(ckpt_path), ckpt_path)
     with atomic_open(out_path, "wb") as handle:
         torch.save(state, handle)
     return Path(out_path)

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from vidrec.checkpoint import load_checkpoint, resolve_ckpt_path
+from vidrec.checkpoint import load_checkpoint, model_state, resolve_ckpt_path, run_config
 from vidrec.data.annotations import VideoEntry
 from vidrec.data.datamodule import VideoDataModule
 from vidrec.data.dataset import ClipSpec, VideoDataset, VideoSource
@@ -123,11 +123,9 @@ def _from_checkpoint(ckpt_path: str, labels: list[str] | None) -> InferenceModel
     path = resolve_ckpt_path(ckpt_path, ".")
     assert path is not None
     ckpt = load_checkpoint(path)
-    run_cfg = (ckpt.get("hyper_parameters") or {}).get("config")
-    if not run_cfg:
-        raise CheckpointError(f"{path}: no vidrec config in this checkpoint; was it written by train.py?")
+    run_cfg = run_config(ckpt, path)
     net = hydra.utils.instantiate(run_cfg["model"]["net"])
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    state = model_state(ckpt, path)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

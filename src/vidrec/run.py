@@ -22,9 +22,10 @@ from vidrec.checkpoint import (
     load_checkpoint,
     resolve_ckpt_path,
     resolve_resume_path,
+    run_config,
 )
 from vidrec.data.datamodule import VideoDataModule
-from vidrec.errors import CheckpointError, ConfigError
+from vidrec.errors import ConfigError
 from vidrec.evaluation import write_eval_outputs, write_skipped
 from vidrec.io import atomic_write_json
 from vidrec.models import load_pretrained, model_info
@@ -168,11 +169,7 @@ def _report(metrics: dict[str, float], out: Path) -> None:
 
 def config_from_checkpoint(ckpt_path: str) -> dict[str, Any]:
     """The resolved training config stored in a vidrec checkpoint."""
-    ckpt = load_checkpoint(ckpt_path)
-    cfg = (ckpt.get("hyper_parameters") or {}).get("config")
-    if not cfg:
-        raise CheckpointError(f"{ckpt_path}: no vidrec config in this checkpoint; was it written by train.py?")
-    return cfg
+    return run_config(load_checkpoint(ckpt_path), ckpt_path)
 
 
 def _check_optional_choice(group: str) -> None:

@@ -50,8 +50,9 @@ def export(ckpt_path: str | Path, out_path: str | Path | None = None) -> tuple[P
     source = resolve_ckpt_path(str(ckpt_path), ".")
     assert source is not None
     out = Path(out_path) if out_path else Path(source).with_suffix(".pt")
-    info = describe(load_checkpoint(source), source)
-    export_weights(source, out)
+    ckpt = load_checkpoint(source)
+    info = describe(ckpt, source)
+    export_weights(source, out, ckpt)
     info["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
     atomic_write_json(out.with_name(out.name + ".json"), info)
     return out, info

@@ -21,7 +21,6 @@ import torch
 from vidrec.data.layout import FRAME_PATTERN, FRAME_TEMPLATE, VIDEO_EXTENSIONS  # noqa: F401  (re-exported)
 from vidrec.errors import DecodeError
 
-_FRAME_RE = FRAME_PATTERN
 log = logging.getLogger(__name__)
 
 # PyAV must be loaded before decord: decord bundles its own FFmpeg libraries, and when they load first
@@ -60,7 +59,7 @@ def folder_num_frames(folder: str | os.PathLike) -> int:
         text = n_file.read_text().strip()
         if text.isdigit() and int(text) > 0:
             return int(text)
-    count = sum(1 for name in os.listdir(folder) if _FRAME_RE.match(name))
+    count = sum(1 for name in os.listdir(folder) if FRAME_PATTERN.match(name))
     if count == 0:
         raise DecodeError(f"{folder}: frame folder holds no image_XXXXX.jpg files; re-run frame extraction")
     return count
@@ -95,7 +94,7 @@ def _read_image(folder: Path, i: int, out: np.ndarray | None = None) -> np.ndarr
     try:
         return read_rgb(file, out)
     except FileNotFoundError:
-        last = max((int(m.group(1)) for m in map(_FRAME_RE.match, os.listdir(folder)) if m), default=0)
+        last = max((int(m.group(1)) for m in map(FRAME_PATTERN.match, os.listdir(folder)) if m), default=0)
         if 0 < last <= i:
             if not _SHORT_FOLDER_SEEN:  # once per process: a dataset with this problem usually has it everywhere
                 _SHORT_FOLDER_SEEN.append(folder)
