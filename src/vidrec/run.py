@@ -30,7 +30,7 @@ from vidrec.evaluation import write_eval_outputs, write_skipped
 from vidrec.io import atomic_write_json
 from vidrec.models import load_pretrained, model_info
 from vidrec.module import VideoClassifier
-from vidrec.training import apply_model_options, apply_scaling, describe_compute, scaled_lr, trainer_config
+from vidrec.training import apply_model_options, apply_scaling, describe_compute, trainer_config
 
 log = logging.getLogger("vidrec")
 torch.serialization.add_safe_globals([Counter])  # MultiStepLR keeps its milestones in a Counter
@@ -85,13 +85,13 @@ def build_trainer(cfg: dict[str, Any], with_callbacks: bool = True) -> pl.Traine
     )
 
 
-def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str = "") -> str:
+def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str) -> str:
     """What the run trains, on what, and how: model, data, clips, processes, effective batch, lr, precision."""
     d = cfg["dataset"]
     return (
         f"model {cfg['model']['net']['name']} | data {dm.describe()} | clips {d['clip']['frames']}×"
         f"{d['clip']['sample_rate']} @ {d['train']['crop_size']}px | {cfg['trainer']['max_epochs']} epochs\n"
-        f"compute: {describe_compute(cfg, trainer.world_size, lr_text or scaled_lr(cfg, trainer.world_size)[1])}"
+        f"compute: {describe_compute(cfg, trainer.world_size, lr_text)}"
     )
 
 
