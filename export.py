@@ -4,13 +4,16 @@ import hydra
 from omegaconf import DictConfig
 
 from vidrec.cli import run_entry
+from vidrec.config import register_configs
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from vidrec.export import export
+    from vidrec.export import export_from_config
 
-    run_entry(export, cfg)
+    run_entry(export_from_config, cfg)
 
 
 if __name__ == "__main__":

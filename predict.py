@@ -4,6 +4,9 @@ import hydra
 from omegaconf import DictConfig
 
 from vidrec.cli import run_entry
+from vidrec.config import register_configs
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="predict")

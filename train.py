@@ -1,9 +1,14 @@
 """Train a video classifier, then test it (video-level, multi-view). See README.md and configs/train.yaml."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from vidrec.cli import run_entry
+from vidrec.config import register_configs, with_default_experiment
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -15,4 +20,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = with_default_experiment(sys.argv[1:])
     main()

@@ -1,4 +1,4 @@
-"""Every config group option composes and resolves; the seed's recipe is what `model=r2plus1d dataset=kinetics` means."""
+"""Every config group option composes and resolves; 3D-ResNets-PyTorch's recipe is what `model=r2plus1d dataset=kinetics` means."""
 
 from pathlib import Path
 

@@ -8,7 +8,7 @@ from PIL import Image
 from conftest import moving_bar_frames
 from vidrec.data.annotations import make_entry, write_annotation
 from vidrec.data.datamodule import VideoDataModule
-from vidrec.data.samplers import ShardedSampler
+from vidrec.data.sharding import ShardedSampler
 from vidrec.data.synthetic import write_video
 from vidrec.errors import ConfigError, DecodeError
 

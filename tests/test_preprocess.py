@@ -92,7 +92,7 @@ def test_hmdb51_end_to_end(tmp_path):
         assert load_annotation(path).labels == ["brush_hair", "cartwheel", "wave"]
         check_entries(path, jpg, hmdb["expected"], "{label}/{video_id}", subset_key=split)
     with Image.open(next((jpg / "wave").iterdir()) / "image_00001.jpg") as img:
-        assert img.size == (320, 240)  # the seed's default: short side 240
+        assert img.size == (320, 240)  # 3D-ResNets-PyTorch's default: short side 240
 
 
 def test_kinetics_end_to_end_cuts_whole_videos(tmp_path):

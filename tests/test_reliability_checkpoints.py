@@ -20,7 +20,7 @@ from conftest import TINY, run_entry
 from vidrec.checkpoint import AtomicCheckpointIO, load_checkpoint
 from vidrec.data.annotations import load_annotation, make_entry, write_annotation
 from vidrec.errors import CheckpointError
-from vidrec.io import atomic_write_json
+from vidrec.files import atomic_write_json
 from vidrec.models import build_model, load_pretrained
 from vidrec.models.weights.common import read_checkpoint
 

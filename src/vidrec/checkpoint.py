@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,9 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from vidrec.errors import CheckpointError
-from vidrec.io import atomic_open
+from vidrec.files import atomic_open
+from vidrec.models.weights.common import compare_state, load_torch
+from vidrec.models.weights.torch_state import unwrap_state_dict
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -42,28 +43,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        detail = _unpickling_detail(exc)
-        if "GLOBAL" not in detail:  # not a refused object: random bytes that are no pickle either
-            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {detail}); "
-                                  "use another checkpoint") from None
-        raise CheckpointError(
-            f"{path}: refused to load — it contains objects other than tensors and plain containers "
-            f"({detail}); only load checkpoints you trust, and re-save their state dict"
-        ) from None
-    except Exception as exc:  # RuntimeError, EOFError, BadZipFile, OSError, ValueError... for truncated/garbage files
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {exc}); use another checkpoint") from None
+    return load_torch(path, map_location)
 
 
-def _unpickling_detail(exc: Exception) -> str:
-    """The informative line of torch's weights-only refusal (e.g. "Trying to load unsupported GLOBAL posix.system
-    ..."), without its generic preamble and documentation pointer."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line.split("WeightsUnpickler error:")[-1].strip() for line in lines
-              if not line.startswith(("Weights only load failed", "Check the documentation"))]
-    return "; ".join(part for part in useful if part) or (lines[0] if lines else type(exc).__name__)
+def is_training_checkpoint(ckpt: Any) -> bool:
+    """A checkpoint train.py wrote: a LightningModule state dict and the run's config."""
+    return isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict) and bool(
+        (ckpt.get("hyper_parameters") or {}).get("config"))
 
 
 def model_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -72,35 +58,32 @@ def model_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, torc
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no state_dict, so not a train.py checkpoint; to start from these weights "
                               f"use model.pretrained={path} instead of ckpt_path")
-    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    return unwrap_state_dict({k: v for k, v in state.items() if k.startswith("model.")}, path)
 
 
 def run_config(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
     """The resolved training config that train.py stores in its checkpoints."""
     cfg = (ckpt.get("hyper_parameters") or {}).get("config")
     if not cfg:
-        raise CheckpointError(f"{path}: no vidrec config in this checkpoint; was it written by train.py?")
+        raise CheckpointError(f"{path}: no vidrec config in this checkpoint; was it written by train.py? "
+                              f"(released weights: model=<group> model.pretrained={path})")
     return cfg
 
 
-def check_model_fits(net: torch.nn.Module, ckpt_path: str | os.PathLike | None, model_name: str = "") -> None:
-    """Check that a train.py checkpoint holds weights for ``net`` (the LightningModule's ``model``).
+def check_model_fits(net: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | os.PathLike,
+                     model_name: str = "") -> None:
+    """Check that ``weights`` (:func:`model_state` of a train.py checkpoint) fit ``net``; nothing is copied.
 
-    A checkpoint of another model, or a file that is no training checkpoint, raises a :class:`CheckpointError`
-    naming the first differing keys, before Lightning's restore fails with a long traceback.
+    Weights of another model raise a :class:`CheckpointError` naming the first differing keys, before
+    Lightning's restore fails with a long traceback.
     """
-    if not ckpt_path:
-        return
-    from vidrec.models.weights.common import apply_state_dict
-
-    weights = model_state(load_checkpoint(ckpt_path), ckpt_path)
-    report = apply_state_dict(net, weights, ckpt_path, "train.py checkpoint", strict=False)
+    missing, unexpected, mismatched = compare_state(net.state_dict(), weights)
     problems = [f"{kind} keys {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)} in all)"
-                for kind, keys in (("shape-mismatched", report.mismatched), ("missing", report.missing),
-                                   ("unexpected", report.unexpected)) if keys]
+                for kind, keys in (("shape-mismatched", mismatched), ("missing", missing),
+                                   ("unexpected", unexpected)) if keys]
     if problems:
         raise CheckpointError(
-            f"{ckpt_path} does not fit model.net.name={model_name or type(net).__name__}: {'; '.join(problems)}; "
+            f"{path} does not fit model.net.name={model_name or type(net).__name__}: {'; '.join(problems)}; "
             "it was trained with another model — pass the model of its run (see its .hydra/config.yaml)"
         )
 

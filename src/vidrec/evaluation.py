@@ -1,18 +1,24 @@
-"""Evaluation outputs: results.json, predictions.csv, per_class.csv, skipped_videos.csv, confusion_matrix.png."""
+"""The test stage shared by train.py and eval.py, and its outputs: results.json, predictions.csv, per_class.csv,
+skipped_videos.csv, confusion_matrix.png."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 
-from vidrec.io import atomic_open, atomic_write_json, atomic_write_text
-from vidrec.module import video_metrics
+from vidrec.data.datamodule import VideoDataModule
+from vidrec.data.spec import DataSpec
+from vidrec.files import atomic_open, atomic_write_json, atomic_write_text
+from vidrec.module import VideoClassifier
+from vidrec.scoring import top_k
 
 log = logging.getLogger(__name__)
 
@@ -93,38 +99,68 @@ def plot_confusion(cm: torch.Tensor, names: Sequence[str], path: Path, title: st
     plt.close(fig)
 
 
-def write_eval_outputs(out: Path, cfg: Mapping[str, Any], dm: Any, module: Any, ckpt: str | None) -> dict[str, Any]:
+def test_stage(trainer: pl.Trainer, module: VideoClassifier, dm: VideoDataModule, out: Path,
+               weights: str | None, ckpt_path: str | None = None) -> dict[str, Any]:
+    """The one multi-view, video-level test of train.py and eval.py: ``trainer.test`` (restoring ``ckpt_path``
+    when given), then on rank 0 results.json, predictions.csv, per_class.csv, the confusion matrix and
+    skipped_videos.csv. Returns the results (empty on other ranks)."""
+    dm.setup("test")
+    with skips_listed_on_failure(trainer, out, module, dm):
+        trainer.test(module, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    if not trainer.is_global_zero:
+        return {}
+    results = write_eval_outputs(out, dm, module, weights)
+    write_skipped(out, module.skipped, dm.missing)
+    return results
+
+
+@contextlib.contextmanager
+def skips_listed_on_failure(trainer: pl.Trainer, out: Path, module: VideoClassifier, dm: VideoDataModule) -> Iterator[None]:
+    """When a run stops (e.g. more unreadable videos than ``data.max_skip_ratio``), still write skipped_videos.csv."""
+    try:
+        yield
+    except BaseException:
+        if trainer.is_global_zero:
+            write_skipped(out, module.skipped, dm.missing)
+        raise
+
+
+def protocol(spec: DataSpec) -> dict[str, Any]:
+    """The test protocol of a spec, as recorded in results.json."""
+    d = spec.dataset
+    return {
+        "clip_frames": d.clip.frames,
+        "sample_rate": d.clip.sample_rate,
+        "num_clips": d.test.num_clips,
+        "num_crops": d.test.num_crops,
+        "scale": spec.test_scale,
+        "crop_size": spec.test_crop_size,
+        "aggregation": "mean of softmax over all views",
+    }
+
+
+def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, weights: str | None) -> dict[str, Any]:
     """Write the files of a video-level test from ``module.test_results``; return the results dict."""
-    res = module.test_results
+    res, spec = module.test_results, dm.spec
     names = dm.labels
     ids = dm.test_ids()
-    probs, labels = res["probs"], res["labels"]
+    probs, labels, metrics = res["probs"], res["labels"], res["metrics"]
     num_classes = probs.shape[1]
-    metrics = video_metrics(probs, labels, num_classes)
-    test = cfg["dataset"].get("test", {})
-    views = int(test.get("num_clips", 1)) * int(test.get("num_crops", 1))
+    views = spec.views_per_video
     results = {
         **metrics,
         "level": "video",
         "num_videos": len(res["index"]),
         "views_per_video": views,
         "skipped_videos": len(module.skipped["test"]) + len(dm.missing.get("test", [])),
-        "checkpoint": str(ckpt) if ckpt else None,
-        "dataset": cfg["dataset"].get("name"),
-        "subset": test.get("subset", "validation"),
-        "protocol": {
-            "clip_frames": int(cfg["dataset"]["clip"]["frames"]),
-            "sample_rate": int(cfg["dataset"]["clip"]["sample_rate"]),
-            "num_clips": int(test.get("num_clips", 1)),
-            "num_crops": int(test.get("num_crops", 1)),
-            "scale": test.get("scale"),
-            "crop_size": test.get("crop_size"),
-            "aggregation": "mean of softmax over all views",
-        },
+        "checkpoint": str(weights) if weights else None,
+        "dataset": spec.dataset.name,
+        "subset": spec.subset("test"),
+        "protocol": protocol(spec),
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", results)
-    k = min(5, num_classes)
+    k = top_k(num_classes)
     top_p, top_i = probs.topk(k, dim=1)
     header = ["video_id", "label"] + [f"pred{j + 1}" for j in range(k)] + [f"score{j + 1}" for j in range(k)]
     rows = [

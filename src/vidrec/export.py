@@ -23,8 +23,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from vidrec.errors import ConfigError, VidrecError
-from vidrec.io import atomic_open, atomic_write_json
-from vidrec.predict import InferenceModel, load_inference_model
+from vidrec.files import atomic_open, atomic_write_json
+from vidrec.inference import InferenceModel, load_inference_model
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def _verify(net: nn.Module, path: Path, fmt: str, shape: tuple[int, ...]) -> flo
     return diff
 
 
-def export(dcfg: DictConfig) -> dict[str, Any]:
+def export_from_config(dcfg: DictConfig) -> dict[str, Any]:
     """What ``export.py`` does: load the model, export it, print where it went."""
     check_format(str(dcfg.get("format")))
     model = load_inference_model(dcfg)

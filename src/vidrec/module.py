@@ -21,7 +21,13 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from vidrec.checkpoint import check_model_fits, model_state
 from vidrec.errors import DataError
+from vidrec.models import load_pretrained
+from vidrec.models.finetune import backbone_parameters, get_head, head_parameters
+from vidrec.models.finetune import freeze as freeze_layers
+from vidrec.models.speed import apply_speed_options
+from vidrec.scoring import dedupe_videos, top_k, video_metrics, video_scores
 
 log = logging.getLogger(__name__)
 
@@ -31,59 +37,48 @@ def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
     return MetricCollection(
         {
             "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "top5": MulticlassAccuracy(num_classes, top_k=top_k(num_classes), average="micro"),
             "mean_class_acc": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
         },
         prefix=prefix,
     )
 
 
-def aggregate_views(logits: torch.Tensor, views: int) -> torch.Tensor:
-    """Video scores from view logits ``(B·V, C)``: the mean of the softmax over each video's V views → ``(B, C)``."""
-    return logits.float().softmax(dim=-1).view(-1, views, logits.shape[-1]).mean(dim=1)
-
-
-def video_scores(model: nn.Module, views: torch.Tensor, views_per_batch: int) -> torch.Tensor:
-    """Scores ``(B, C)`` of videos given as views ``(B, V, C, T, H, W)``.
-
-    The B·V views go through ``model`` in chunks of ``views_per_batch`` (peak activation memory is that of
-    one chunk, whatever V is), then :func:`aggregate_views` averages each video's softmax.
-    """
-    v = views.shape[1]
-    flat = views.flatten(0, 1)
-    chunk = max(1, int(views_per_batch))
-    logits = torch.cat([model(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)])
-    return aggregate_views(logits, v)
-
-
 class VideoClassifier(pl.LightningModule):
-    """Video classifier around any registry model.
+    """Video classifier around any registry network ``net`` (what every ``configs/model/*.yaml`` instantiates).
 
-    ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``); ``config`` is the
-    resolved run config, saved in the checkpoint so that ``eval.py ckpt_path=...`` rebuilds everything.
+    ``pretrained`` weights are loaded into ``net`` (the classifier replaced), then ``freeze`` and the speed
+    options apply. ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``); ``config``
+    is the resolved run config, saved in the checkpoint so that ``eval.py ckpt_path=...`` rebuilds everything.
     """
 
     def __init__(
         self,
-        model: nn.Module,
-        num_classes: int,
+        net: nn.Module,
+        pretrained: str | None = None,
+        freeze: str = "none",
+        head_lr_mult: float = 1.0,
+        label_smoothing: float = 0.0,
+        channels_last: bool = False,
+        compile: Any = False,
+        depth: Any = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        scheduler_interval: str = "epoch",
-        label_smoothing: float = 0.0,
         views_per_batch: int = 30,
-        head_lr_mult: float = 1.0,
         max_skip_ratio: float = 0.1,
         config: Mapping[str, Any] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
-        self.model = model
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        if pretrained:
+            load_pretrained(net, pretrained, skip_head=True)
+        self.model = apply_speed_options(freeze_layers(net, str(freeze or "none")), channels_last, compile)
+        self.num_classes = get_head(net).out_features
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.train_metrics = accuracy_metrics(num_classes, "train/")
-        self.val_metrics = accuracy_metrics(num_classes, "val/")
+        self.train_metrics = accuracy_metrics(self.num_classes, "train/")
+        self.val_metrics = accuracy_metrics(self.num_classes, "val/")
         self.skipped: dict[str, list[tuple[int, str, str]]] = {"train": [], "val": [], "test": []}
         self._seen: dict[str, int] = {"train": 0, "val": 0, "test": 0}
         self._test_rows: list[tuple[int, torch.Tensor, int]] = []
@@ -101,17 +96,20 @@ class VideoClassifier(pl.LightningModule):
             self._seen[stage] += len(batch["label"])
 
     def _check_skips(self, stage: str) -> None:
-        skipped = self._sum_across_ranks(len(self.skipped[stage]))
-        seen = self._sum_across_ranks(self._seen[stage])
-        if skipped:
-            log.warning("%s: %d unreadable video(s) skipped this epoch (listed in skipped_videos.csv)", stage, skipped)
-        ratio = self.hparams.max_skip_ratio
-        total = skipped + seen
-        if total and skipped / total > ratio:
+        """Stop when more than ``max_skip_ratio`` of this epoch's videos (all ranks) could not be decoded."""
+        self._enforce_skip_ratio(stage, self._sum_across_ranks(len(self.skipped[stage])),
+                                 self._sum_across_ranks(self._seen[stage]))
+
+    def _enforce_skip_ratio(self, stage: str, skipped: int, decoded: int) -> None:
+        if not skipped:
+            return
+        log.warning("%s: %d unreadable video(s) skipped (listed in skipped_videos.csv)", stage, skipped)
+        ratio, total = self.hparams.max_skip_ratio, skipped + decoded
+        if skipped / total > ratio:
             raise DataError(
                 f"{stage}: {skipped} of {total} videos could not be decoded ({skipped / total:.0%} > "
                 f"data.max_skip_ratio={ratio}); the data looks broken — see skipped_videos.csv, e.g. "
-                f"{self.skipped[stage][:1]}"
+                f"{self.skipped[stage][:1]}, or raise data.max_skip_ratio to accept it"
             )
 
     def _sum_across_ranks(self, value: int) -> int:
@@ -140,9 +138,6 @@ class VideoClassifier(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.skipped["train"], self._seen["train"] = [], 0
-        from vidrec.models.finetune import keep_frozen_bn_eval
-
-        keep_frozen_bn_eval(self.model)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         """Clip-level validation: one centre clip × one centre crop per video."""
@@ -192,20 +187,16 @@ class VideoClassifier(pl.LightningModule):
         if not decoded:
             raise DataError("test: no video could be decoded; see skipped_videos.csv")
         probs, labels = self.test_results["probs"], self.test_results["labels"]
-        metrics = video_metrics(probs, labels, self.hparams.num_classes)
-        for name, value in metrics.items():
+        self.test_results["metrics"] = video_metrics(probs, labels, self.num_classes)
+        for name, value in self.test_results["metrics"].items():
             self.log(f"test/{name}", value, rank_zero_only=True)
-        self._check_skips_test(len(decoded))
+        self._enforce_skip_ratio("test", len(self.skipped["test"]), len(decoded))
 
-    def _check_skips_test(self, seen: int) -> None:
-        skipped = len(self.skipped["test"])
-        if skipped:
-            log.warning("test: %d unreadable video(s) skipped (listed in skipped_videos.csv)", skipped)
-        if skipped / (skipped + seen) > self.hparams.max_skip_ratio:
-            raise DataError(
-                f"test: {skipped} of {skipped + seen} videos could not be decoded (> data.max_skip_ratio="
-                f"{self.hparams.max_skip_ratio}); see skipped_videos.csv, or raise data.max_skip_ratio to accept it"
-            )
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """On resume (or a test restoring a checkpoint), check the dict Lightning read before it loads the weights:
+        a file that is not a train.py checkpoint, or weights of another network, give one clear error."""
+        path = getattr(self._trainer, "ckpt_path", None) or "ckpt_path" if self._trainer is not None else "ckpt_path"
+        check_model_fits(self.model, model_state(checkpoint, path), path)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the class names, so that predict.py and export.py name the classes without the dataset."""
@@ -217,28 +208,31 @@ class VideoClassifier(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise RuntimeError("VideoClassifier needs an optimizer partial to train")
-        head = getattr(self.model, "fc", None)
-        head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
-        params = [p for p in self.model.parameters() if p.requires_grad]
         mult = float(self.hparams.head_lr_mult)
-        if mult != 1.0 and head_ids:
+        if mult != 1.0:
             base = self.optimizer_factory.keywords.get("lr") if hasattr(self.optimizer_factory, "keywords") else None
             if base is None:
                 raise RuntimeError("model.head_lr_mult needs optimizer.lr to be set")
-            groups = [
-                {"params": [p for p in params if id(p) not in head_ids]},
-                {"params": [p for p in params if id(p) in head_ids], "lr": base * mult},
-            ]
-            optimizer = self.optimizer_factory(groups)
+            optimizer = self.optimizer_factory([
+                {"params": backbone_parameters(self.model, trainable_only=True)},
+                {"params": head_parameters(self.model, trainable_only=True), "lr": base * mult},
+            ])
         else:
-            optimizer = self.optimizer_factory(params)
+            optimizer = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
+        interval = scheduler_interval(self.scheduler_factory)
         kwargs = {}
-        if self.hparams.scheduler_interval == "step" and "steps_per_epoch" in inspect.signature(self.scheduler_factory).parameters:
+        if interval == "step" and "steps_per_epoch" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["steps_per_epoch"] = optimizer_steps_per_epoch(self.trainer)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+
+def scheduler_interval(factory: Callable[..., Any]) -> str:
+    """``step`` for schedules defined per optimizer step (they say so with an ``interval`` attribute, as
+    :func:`vidrec.optim.warmup_cosine`), else ``epoch`` (torch's schedulers, MultiStepLR...)."""
+    return getattr(getattr(factory, "func", factory), "interval", "epoch")
 
 
 def optimizer_steps_per_epoch(trainer: pl.Trainer) -> int:
@@ -258,26 +252,3 @@ def optimizer_steps_per_epoch(trainer: pl.Trainer) -> int:
     return max(1, math.ceil(batches / max(1, trainer.accumulate_grad_batches)))
 
 
-def dedupe_videos(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
-    """Merge ``(index, scores, label)`` batches of all ranks into one row per video, sorted by dataset index.
-
-    The DDP sampler pads the last rank with repeats of the first videos; a repeat has the same index (and the
-    same scores), so keeping one row per index counts every video exactly once.
-    """
-    if not rows:
-        return {"index": [], "probs": torch.empty(0), "labels": torch.empty(0, dtype=torch.int64)}
-    index, probs, labels = (torch.cat(parts) for parts in zip(*rows))
-    first = {int(i): k for k, i in reversed(list(enumerate(index.tolist())))}
-    order = sorted(first)
-    keep = torch.tensor([first[i] for i in order], dtype=torch.int64)
-    return {"index": order, "probs": probs[keep], "labels": labels[keep]}
-
-
-def video_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Video-level top-1, top-5 and mean class accuracy (mean over the classes present in ``labels``)."""
-    k = min(5, num_classes)
-    top = probs.topk(k, dim=1).indices
-    hit1 = top[:, 0] == labels
-    hit5 = (top == labels[:, None]).any(dim=1)
-    per_class = torch.stack([hit1[labels == c].float().mean() for c in labels.unique()])
-    return {"top1": float(hit1.float().mean()), "top5": float(hit5.float().mean()), "mean_class_acc": float(per_class.mean())}

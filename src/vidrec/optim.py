@@ -30,3 +30,6 @@ def warmup_cosine(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+warmup_cosine.interval = "step"  # stepped per optimizer step (VideoClassifier.configure_optimizers reads it)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,22 @@ from vidrec.checkpoint import (
     AtomicCheckpointIO,
     check_model_fits,
     load_checkpoint,
+    model_state,
     resolve_ckpt_path,
     resolve_resume_path,
     run_config,
 )
+from vidrec.compute import apply_scaling, describe_compute, trainer_config
 from vidrec.data.datamodule import VideoDataModule
+from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError
-from vidrec.evaluation import write_eval_outputs, write_skipped
-from vidrec.io import atomic_write_json
-from vidrec.models import load_pretrained, model_info
+from vidrec.evaluation import skips_listed_on_failure, test_stage, write_skipped
+from vidrec.files import atomic_write_json
+from vidrec.models import model_info
 from vidrec.module import VideoClassifier
-from vidrec.training import apply_model_options, apply_scaling, describe_compute, trainer_config
 
 log = logging.getLogger("vidrec")
+TEST_METRICS = ("top1", "top5", "mean_class_acc")
 torch.serialization.add_safe_globals([Counter])  # MultiStepLR keeps its milestones in a Counter
 
 
@@ -40,35 +41,27 @@ def _container(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else copy.deepcopy(node)
 
 
-def build_network(model_cfg: dict[str, Any]) -> torch.nn.Module:
-    """Instantiate ``model.net``, then load ``model.pretrained`` and apply ``model.freeze``."""
-    from vidrec.models.finetune import freeze
-
-    net = hydra.utils.instantiate(model_cfg["net"])
-    if model_cfg.get("pretrained"):
-        load_pretrained(net, model_cfg["pretrained"], skip_head=True)
-    freeze(net, str(model_cfg.get("freeze") or "none"))
-    return net
-
-
 def build_datamodule(cfg: dict[str, Any]) -> VideoDataModule:
+    """The data module of a run config: its typed data spec, normalised with the model's statistics."""
     info = model_info(cfg["model"]["net"]["name"])
-    return VideoDataModule(cfg["dataset"], cfg.get("data"), seed=int(cfg.get("seed", 0)), mean=info.mean, std=info.std)
+    spec = DataSpec.from_config(cfg["dataset"], cfg.get("data"))
+    return VideoDataModule(spec, info.mean, info.std, seed=int(cfg.get("seed", 0)))
 
 
-def build_module(cfg: dict[str, Any], net: torch.nn.Module) -> VideoClassifier:
-    sched_cfg = dict(cfg.get("scheduler") or {})
-    interval = sched_cfg.pop("interval", "epoch")
-    return VideoClassifier(
-        model=net,
-        num_classes=int(cfg["dataset"]["num_classes"]),
+def build_module(cfg: dict[str, Any], spec: DataSpec) -> VideoClassifier:
+    """The LightningModule of ``cfg.model`` (its ``_target_``, with ``net`` built first), given the optimizer and
+    scheduler partials, the test chunk size and the skip policy from the other groups."""
+    model = dict(cfg["model"])
+    target = hydra.utils.get_class(model.pop("_target_"))
+    net = hydra.utils.instantiate(model.pop("net"))
+    scheduler = cfg.get("scheduler") or {}
+    return target(
+        net=net,
+        **model,
         optimizer=hydra.utils.instantiate(cfg["optimizer"]) if cfg.get("optimizer") else None,
-        scheduler=hydra.utils.instantiate(sched_cfg) if sched_cfg.get("_target_") else None,
-        scheduler_interval=interval,
-        label_smoothing=float(cfg.get("loss", {}).get("label_smoothing", 0.0)),
-        views_per_batch=int(cfg["dataset"].get("test", {}).get("views_per_batch") or 30),
-        head_lr_mult=float(cfg["model"].get("head_lr_mult", 1.0)),
-        max_skip_ratio=float(cfg.get("data", {}).get("max_skip_ratio", 0.1)),
+        scheduler=hydra.utils.instantiate(scheduler) if scheduler.get("_target_") else None,
+        views_per_batch=spec.dataset.test.views_per_batch,
+        max_skip_ratio=spec.data.max_skip_ratio,
         config=cfg,
     )
 
@@ -87,10 +80,10 @@ def build_trainer(cfg: dict[str, Any], with_callbacks: bool = True) -> pl.Traine
 
 def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str) -> str:
     """What the run trains, on what, and how: model, data, clips, processes, effective batch, lr, precision."""
-    d = cfg["dataset"]
+    d = dm.spec.dataset
     return (
-        f"model {cfg['model']['net']['name']} | data {dm.describe()} | clips {d['clip']['frames']}×"
-        f"{d['clip']['sample_rate']} @ {d['train']['crop_size']}px | {cfg['trainer']['max_epochs']} epochs\n"
+        f"model {cfg['model']['net']['name']} | data {dm.describe()} | clips {d.clip.frames}×"
+        f"{d.clip.sample_rate} @ {d.train.crop_size}px | {cfg['trainer']['max_epochs']} epochs\n"
         f"compute: {describe_compute(cfg, trainer.world_size, lr_text)}"
     )
 
@@ -105,71 +98,43 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     dm.setup("fit")
     trainer = build_trainer(cfg)
     lr_text = apply_scaling(cfg, trainer.world_size)
-    module = build_module(cfg, apply_model_options(build_network(cfg["model"]), cfg["model"]))
+    module = build_module(cfg, dm.spec)
     for line in _startup_line(cfg, dm, trainer, lr_text).splitlines():
         log.info(line)
     wandb_utils.log_config(trainer, cfg)
     ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
-    check_model_fits(module.model, ckpt_path, cfg["model"]["net"]["name"])
-    with _skips_listed_on_failure(trainer, out, module, dm):
+    with skips_listed_on_failure(trainer, out, module, dm):
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
-    if cfg.get("test") and not cfg["trainer"].get("fast_dev_run"):
+    tested = bool(cfg.get("test")) and not cfg["trainer"].get("fast_dev_run")
+    if tested:  # the test stage also lists the skipped videos of every stage
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        dm.setup("test")
-        with _skips_listed_on_failure(trainer, out, module, dm):
-            trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)
-        if trainer.is_global_zero:
-            metrics.update(_test_outputs(cfg, dm, module, out, best))
+        results = test_stage(trainer, module, dm, out, best or None, ckpt_path=best or None)
+        metrics.update({f"test/{k}": results[k] for k in TEST_METRICS if k in results})
     if trainer.is_global_zero:
-        write_skipped(out, module.skipped, dm.missing)
-        atomic_write_json(out / "metrics.json", {**metrics, **_levels(cfg)})
-        _report(metrics, out)
+        if not tested:
+            write_skipped(out, module.skipped, dm.missing)
+        _finish(out, metrics, dm.spec)
     wandb_utils.log_run_end(trainer, cfg, module.model, out, metrics)
     wandb_utils.finish(trainer)
     return metrics
 
 
-@contextlib.contextmanager
-def _skips_listed_on_failure(trainer: pl.Trainer, out: Path, module: VideoClassifier, dm: VideoDataModule) -> Iterator[None]:
-    """When a run stops (e.g. more unreadable videos than ``data.max_skip_ratio``), still write skipped_videos.csv."""
-    try:
-        yield
-    except BaseException:
-        if trainer.is_global_zero:
-            write_skipped(out, module.skipped, dm.missing)
-        raise
-
-
-def _levels(cfg: dict[str, Any]) -> dict[str, Any]:
-    t = cfg["dataset"].get("test", {})
-    return {
-        "_levels": {
-            "train": "clip-level (1 random clip per video, augmented)",
-            "val": "clip-level (1 centre clip × 1 centre crop per video)",
-            "test": f"video-level (mean softmax over {t.get('num_clips', 1)} clips × {t.get('num_crops', 1)} crops)",
-        }
+def _finish(out: Path, metrics: dict[str, float], spec: DataSpec) -> None:
+    """Write metrics.json (with what each level means) and print the final line."""
+    levels = {
+        "train": "clip-level (1 random clip per video, augmented)",
+        "val": "clip-level (1 centre clip × 1 centre crop per video)",
+        "test": f"video-level (mean softmax over {spec.dataset.test.num_clips} clips × {spec.dataset.test.num_crops} crops)",
     }
-
-
-def _test_outputs(cfg: dict[str, Any], dm: VideoDataModule, module: VideoClassifier, out: Path, ckpt: str) -> dict[str, float]:
-    results = write_eval_outputs(out, cfg, dm, module, ckpt)
-    return {f"test/{k}": results[k] for k in ("top1", "top5", "mean_class_acc")}
-
-
-def _report(metrics: dict[str, float], out: Path) -> None:
+    atomic_write_json(out / "metrics.json", {**metrics, "_levels": levels})
     shown = {k: metrics[k] for k in ("val/top1", "val/top5", "test/top1", "test/top5", "test/mean_class_acc") if k in metrics}
     text = " | ".join(f"{k} {v:.4f}" for k, v in shown.items())
     log.info("%s  (val = clip-level, test = video-level)", text)
     log.info("run dir: %s  (metrics in %s)", out, out / "metrics.json")
     print(f"\n{text}\nrun dir: {out}\nmetrics: {out / 'metrics.json'}", flush=True)
-
-
-def config_from_checkpoint(ckpt_path: str) -> dict[str, Any]:
-    """The resolved training config stored in a vidrec checkpoint."""
-    return run_config(load_checkpoint(ckpt_path), ckpt_path)
 
 
 def _check_optional_choice(group: str) -> None:
@@ -186,13 +151,14 @@ def _check_optional_choice(group: str) -> None:
         raise ConfigError(f"{group}={name}: no such {group} config; available: {', '.join(options)}")
 
 
-def eval_config(dcfg: DictConfig) -> dict[str, Any]:
-    """Merge eval.yaml (``test.*``, ``data.*``, ``dataset``, trainer, paths) into the checkpoint's config."""
+def eval_config(dcfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checkpoint's run config with eval.yaml's ``test.*``, ``data.*``, ``dataset``, trainer and paths merged
+    in, and the checkpoint itself (read once, here)."""
     _check_optional_choice("dataset")
-    ignored = ("model", "optimizer", "scheduler")  # the checkpoint's own; eval.yaml composes them for dataset presets
-    ecfg = _container(OmegaConf.masked_copy(dcfg, [k for k in dcfg if k not in ignored]))
+    ecfg = _container(dcfg)
     ckpt_path = resolve_ckpt_path(ecfg["ckpt_path"], ecfg["paths"]["output_dir"])
-    cfg = config_from_checkpoint(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = run_config(ckpt, ckpt_path)
     override = ecfg.get("dataset") or {}
     if "name" in override:  # dataset=<name>: a whole dataset config replaces the checkpoint's
         cfg["dataset"] = override
@@ -208,27 +174,24 @@ def eval_config(dcfg: DictConfig) -> dict[str, Any]:
     cfg["trainer"], cfg["paths"], cfg["ckpt_path"] = ecfg["trainer"], ecfg["paths"], ckpt_path
     cfg["model"]["pretrained"] = None  # the checkpoint holds the weights
     cfg["logger"], cfg["callbacks"] = {}, {}
-    return cfg
+    return cfg, ckpt
 
 
 def evaluate(dcfg: DictConfig) -> dict[str, Any]:
-    """Multi-view test of a checkpoint; writes results.json, predictions.csv, per_class.csv, confusion_matrix.png."""
-    cfg = eval_config(dcfg)
-    out = Path(cfg["paths"]["output_dir"])
+    """Multi-view test of a checkpoint (read once); writes results.json, predictions.csv, per_class.csv,
+    confusion_matrix.png and metrics.json."""
+    cfg, ckpt = eval_config(dcfg)
+    out, path = Path(cfg["paths"]["output_dir"]), cfg["ckpt_path"]
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
     dm = build_datamodule(cfg)
     dm.prepare_data()
-    dm.setup("test")
-    module = build_module(cfg, hydra.utils.instantiate(cfg["model"]["net"]))
+    module = build_module(cfg, dm.spec)
+    weights = model_state(ckpt, path)
+    check_model_fits(module.model, weights, path, cfg["model"]["net"]["name"])
+    module.model.load_state_dict(weights)
+    del ckpt, weights
     trainer = build_trainer(cfg, with_callbacks=False)
-    check_model_fits(module.model, cfg["ckpt_path"], cfg["model"]["net"]["name"])
-    with _skips_listed_on_failure(trainer, out, module, dm):
-        trainer.test(module, datamodule=dm, ckpt_path=cfg["ckpt_path"], verbose=False)
-    results: dict[str, Any] = {}
+    results = test_stage(trainer, module, dm, out, path)
     if trainer.is_global_zero:
-        results = write_eval_outputs(out, cfg, dm, module, cfg["ckpt_path"])
-        write_skipped(out, module.skipped, dm.missing)
-        metrics = {f"test/{k}": results[k] for k in ("top1", "top5", "mean_class_acc")}
-        atomic_write_json(out / "metrics.json", {**metrics, **_levels(cfg)})
-        _report(metrics, out)
+        _finish(out, {f"test/{k}": results[k] for k in TEST_METRICS}, dm.spec)
     return results

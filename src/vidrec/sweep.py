@@ -18,7 +18,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from vidrec.io import atomic_write_text
+from vidrec.files import atomic_write_text
 
 #: metrics shown first, in this order; any other val/ or test/ metric follows
 METRIC_ORDER = ("val/top1", "val/top5", "val/mean_class_acc", "test/top1", "test/top5", "test/mean_class_acc")

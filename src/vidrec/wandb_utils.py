@@ -100,7 +100,7 @@ def log_run_end(trainer: pl.Trainer, cfg: Mapping[str, Any], net: torch.nn.Modul
 
 def model_row(cfg: Mapping[str, Any], net: torch.nn.Module) -> dict[str, Any]:
     """One row of the model table (docs/models.md) for this run: name, params, GFLOPs of one clip, clip size."""
-    from vidrec.models.summary import gmacs
+    from vidrec.models.complexity import gmacs
 
     name = cfg["model"]["net"]["name"]
     frames, size = int(cfg["dataset"]["clip"]["frames"]), int(cfg["dataset"]["train"]["crop_size"])

@@ -18,7 +18,7 @@ from typing import Any
 
 from vidrec.checkpoint import export_weights, load_checkpoint, resolve_ckpt_path
 from vidrec.errors import VidrecError
-from vidrec.io import atomic_write_json
+from vidrec.files import atomic_write_json
 
 
 def describe(ckpt: dict[str, Any], source: str | Path) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def describe(ckpt: dict[str, Any], source: str | Path) -> dict[str, Any]:
     return info
 
 
-def export(ckpt_path: str | Path, out_path: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+def write_weights(ckpt_path: str | Path, out_path: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Write ``out_path`` (default: the checkpoint's path with ``.pt``) and its ``.json`` sidecar."""
     source = resolve_ckpt_path(str(ckpt_path), ".")
     assert source is not None
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", nargs="?", help="output .pt file (default: the checkpoint's path with .pt)")
     args = parser.parse_args(argv)
     try:
-        out, info = export(args.checkpoint, args.out)
+        out, info = write_weights(args.checkpoint, args.out)
     except VidrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vidrec.errors import AnnotationError
-from vidrec.io import atomic_write_json
+from vidrec.files import atomic_write_json
 
 SUBSETS = ("training", "validation", "testing")
 #: Short names accepted wherever a subset is named in configs.
@@ -57,9 +57,6 @@ class Annotation:
             raise AnnotationError(f"unknown subset {name!r}; use one of {', '.join(SUBSETS)}")
         return [e for e in self.entries if e.subset == full]
 
-    def class_counts(self, name: str) -> dict[str, int]:
-        """How many videos of each label a subset holds."""
-        return dict(Counter(e.label for e in self.subset(name) if e.label is not None))
 
 
 def _key_lines(text: str, key: str) -> list[int]:

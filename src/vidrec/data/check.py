@@ -23,19 +23,16 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidrec.data.annotations import SUBSET_ALIASES, SUBSETS, Annotation, load_annotation
-from vidrec.data.layout import FRAME_TEMPLATE, N_FRAMES_FILE, entry_relpath
+from vidrec.data.annotations import SUBSETS, Annotation, load_annotation
+from vidrec.data.layout import DEFAULT_PATH_FORMAT, N_FRAMES_FILE
+from vidrec.data.spec import SOURCES, STAGES, DataSpec, Location
 from vidrec.errors import ConfigError, DataError, VidrecError
 
-SOURCES = ("frames", "video")
 EXAMPLES = 3
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
-#: The subset each stage reads when ``dataset.<stage>.subset`` is not set (as the data module).
-DEFAULT_SUBSETS = {"train": "training", "val": "validation", "test": "validation"}
 
 
 def _recorded_frames(folder: Path) -> int | None:
@@ -46,21 +43,20 @@ def _recorded_frames(folder: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _count(annotation: Annotation, root: Path, source: str, path_format: str, video_ext: str) -> dict[str, Any]:
+def _count(annotation: Annotation, location: Location) -> dict[str, Any]:
     subsets: dict[str, dict[str, Any]] = {}
+    root = Path(location.root)
     for entry in annotation.entries:
         stats = subsets.setdefault(entry.subset, {"entries": 0, "present": 0, "missing": 0, "missing_examples": [],
                                                   "segment_mismatch": 0, "classes": {}})
-        rel = entry_relpath(path_format, entry.video_id, entry.label, entry.subset)
-        target = root / rel if source == "frames" else root / f"{rel}{video_ext}"
-        present = (target / FRAME_TEMPLATE.format(1)).is_file() if source == "frames" else target.is_file()
+        target = location.path(entry)
         stats["entries"] += 1
         cls = stats["classes"].setdefault(entry.label, {"entries": 0, "present": 0})
         cls["entries"] += 1
-        if present:
+        if location.is_present(entry):
             stats["present"] += 1
             cls["present"] += 1
-            if source == "frames" and entry.n_frames is not None:
+            if location.source == "frames" and entry.n_frames is not None:
                 recorded = _recorded_frames(target)
                 stats["segment_mismatch"] += recorded is not None and recorded != entry.n_frames
         else:
@@ -71,31 +67,42 @@ def _count(annotation: Annotation, root: Path, source: str, path_format: str, vi
 
 
 def check_dataset(annotation_path: str | os.PathLike, root: str | os.PathLike, source: str = "frames",
-                  path_format: str = "{label}/{video_id}", video_ext: str = ".mp4") -> dict[str, Any]:
+                  path_format: str = DEFAULT_PATH_FORMAT, video_ext: str = ".mp4") -> dict[str, Any]:
     """Count, per subset, the entries of an annotation file whose data is under ``root``.
 
     Returns ``{"annotation", "root", "source", "path_format", "num_labels", "complete", "subsets": {name:
     {"entries", "present", "missing", "missing_examples", "segment_mismatch", "classes": {label: {"entries",
     "present"}}}}}``; subsets without entries are left out. Bad input raises a :class:`VidrecError`.
     """
-    return _check(load_annotation(annotation_path), root, source, path_format, video_ext)
-
-
-def _check(annotation: Annotation, root: str | os.PathLike, source: str, path_format: str,
-           video_ext: str) -> dict[str, Any]:
     if source not in SOURCES:
         raise ConfigError(f"source {source!r}: use 'frames' (extracted frame folders) or 'video' (video files)")
-    root = Path(root)
-    if not root.is_dir():
+    if not Path(root).is_dir():
         raise DataError(f"{root}: data root does not exist; pass the folder holding the frame folders or videos")
-    subsets = _count(annotation, root, source, path_format, video_ext)
-    return {"annotation": str(annotation.path), "root": str(root), "source": source, "path_format": path_format,
-            "num_labels": annotation.num_classes, "subsets": subsets,
+    return _check(load_annotation(annotation_path), Location(str(root), source, path_format, video_ext))
+
+
+def _check(annotation: Annotation, location: Location) -> dict[str, Any]:
+    subsets = _count(annotation, location)
+    return {"annotation": str(annotation.path), "root": location.root, "source": location.source,
+            "path_format": location.path_format, "num_labels": annotation.num_classes, "subsets": subsets,
             "complete": all(s["missing"] == 0 and s["segment_mismatch"] == 0 for s in subsets.values())}
 
 
 # ---------------------------------------------------------------- the training config
-def compose_train_config(overrides: Sequence[str], output_dir: str | os.PathLike | None = None) -> Any:
+def config_dir(given: str | os.PathLike | None = None) -> Path:
+    """The ``configs/`` folder train.py uses: ``given``, else ``$VIDREC_CONFIG_DIR``, else ``./configs`` (a checkout,
+    where train.py runs from), else the one beside an editable install's source tree."""
+    candidates = [given, os.environ.get("VIDREC_CONFIG_DIR"), Path.cwd() / "configs",
+                  Path(__file__).resolve().parents[3] / "configs"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "train.yaml").is_file():
+            return Path(candidate).resolve()
+    raise ConfigError("configs/train.yaml not found: run the check from your vidrec checkout (the folder holding "
+                      "train.py), or pass --config-dir <checkout>/configs")
+
+
+def compose_train_config(overrides: Sequence[str], output_dir: str | os.PathLike | None = None,
+                         configs: str | os.PathLike | None = None) -> Any:
     """``configs/train.yaml`` composed with Hydra ``overrides`` exactly as ``train.py`` composes it.
 
     Returns the (unresolved) ``DictConfig`` without its ``hydra`` node; ``${hydra:...}`` interpolations resolve
@@ -107,11 +114,12 @@ def compose_train_config(overrides: Sequence[str], output_dir: str | os.PathLike
     from hydra.errors import HydraException
     from omegaconf import open_dict
 
-    if not (CONFIG_DIR / "train.yaml").is_file():
-        raise ConfigError(f"{CONFIG_DIR}/train.yaml not found; run the check from a vidrec checkout (pip install -e .)")
+    from vidrec.config import register_configs, with_default_experiment  # what train.py composes with
+
+    register_configs()
     try:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        with initialize_config_dir(str(config_dir(configs)), version_base="1.3"):
+            cfg = compose("train", overrides=with_default_experiment(overrides), return_hydra_config=True)
     except HydraException as exc:  # one line: Hydra's message without its search-path listing
         text = " ".join(str(exc).split("\nConfig search path")[0].split())
         raise ConfigError(f"overrides {' '.join(overrides) or '(none)'}: {text}") from None
@@ -133,39 +141,11 @@ def _resolved(cfg: Any, key: str) -> dict[str, Any]:
         raise ConfigError(f"{key}: {exc}") from None
 
 
-def dataset_files(dataset: Mapping[str, Any]) -> tuple[str, str]:
-    """(annotation path, data root) of a resolved ``dataset`` config; the synthetic dataset is generated first."""
-    if dataset.get("synthetic") is not None:
-        from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic
-
-        folder = ensure_synthetic(dataset["data_dir"], SyntheticSpec(**dict(dataset["synthetic"])))
-        return str(folder / "annotation.json"), str(folder / "videos")
-    for key in ("annotation_path", "root"):
-        if not dataset.get(key):
-            raise ConfigError(f"dataset.{key} is not set; set it or pick a dataset config (dataset=ucf101 ...)")
-    return str(dataset["annotation_path"]), str(dataset["root"])
-
-
-def _stage_subsets(dataset: Mapping[str, Any]) -> dict[str, str]:
-    stages = {}
-    for stage, default in DEFAULT_SUBSETS.items():
-        name = str((dataset.get(stage) or {}).get("subset") or default)
-        stages[stage] = SUBSET_ALIASES.get(name, name)
-    return stages
-
-
-def _problems(dataset: Mapping[str, Any], annotation: Annotation, result: dict[str, Any]) -> list[str]:
-    """What would stop ``train.py`` at start-up."""
+def _stage_problems(spec: DataSpec, result: dict[str, Any]) -> list[str]:
+    """Stages whose subset has no video on disk, and a test subset with unlabelled videos."""
     problems = []
-    if int(dataset["num_classes"]) != annotation.num_classes:
-        problems.append(f"dataset.num_classes={dataset['num_classes']} but {annotation.path} lists "
-                        f"{annotation.num_classes} labels; set dataset.num_classes={annotation.num_classes} or use "
-                        "the matching annotation file")
-    flip_map = (dataset.get("train") or {}).get("flip_label_map") or {}
-    unknown = sorted({n for pair in flip_map.items() for n in pair} - set(annotation.labels))
-    if unknown:
-        problems.append(f"dataset.train.flip_label_map names labels that {annotation.path} lacks: {unknown[:3]}")
-    for stage, subset in _stage_subsets(dataset).items():
+    for stage in STAGES:
+        subset = spec.subset(stage)
         stats = result["subsets"].get(subset)
         if stats is None or stats["present"] == 0:
             found = f"none of its {stats['entries']} videos is" if stats else "it has no entries, nothing is"
@@ -178,17 +158,16 @@ def _problems(dataset: Mapping[str, Any], annotation: Annotation, result: dict[s
 def check_config(cfg: Any) -> dict[str, Any]:
     """:func:`check_dataset` for the ``dataset`` of a composed training config, plus the problems that would
     stop training (``problems``) and the subset each stage reads (``stages``)."""
-    dataset = _resolved(cfg, "dataset")
-    annotation_path, root = dataset_files(dataset)
-    annotation = load_annotation(annotation_path)
-    source = str(dataset.get("source", "frames"))
-    if not Path(root).is_dir():
-        raise DataError(f"dataset.root={root} (dataset.source={source}) does not exist; put the data there (see "
-                        f"preprocess/README.md), set paths.data_dir or dataset.dirs.{source}")
-    result = _check(annotation, root, source,
-                    str(dataset.get("path_format", "{label}/{video_id}")), str(dataset.get("video_ext", ".mp4")))
-    result.update(dataset=dataset.get("name"), num_classes=int(dataset["num_classes"]),
-                  stages=_stage_subsets(dataset), problems=_problems(dataset, annotation, result))
+    spec = DataSpec.from_config(_resolved(cfg, "dataset"), _resolved(cfg, "data")).with_synthetic_data()
+    annotation = load_annotation(spec.annotation_path)
+    location = spec.location
+    if not Path(location.root).is_dir():
+        raise DataError(f"dataset.root={location.root} (dataset.source={location.source}) does not exist; put the data "
+                        f"there (see docs/datasets.md), set paths.data_dir or dataset.dirs.{location.source}")
+    result = _check(annotation, location)
+    result.update(dataset=spec.dataset.name, num_classes=spec.dataset.num_classes,
+                  stages={stage: spec.subset(stage) for stage in STAGES},
+                  problems=spec.annotation_problems(annotation) + _stage_problems(spec, result))
     return result
 
 
@@ -232,8 +211,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, help="with --annotation: folder holding the frame folders or videos")
     parser.add_argument("--source", choices=SOURCES, default="frames")
     parser.add_argument("--video-ext", default=".mp4", help="video file extension with --source video")
-    parser.add_argument("--path-format", default="{label}/{video_id}",
+    parser.add_argument("--path-format", default=DEFAULT_PATH_FORMAT,
                         help="entry path under root; {video_id} for Something-Something")
+    parser.add_argument("--config-dir", help="the configs/ folder of your checkout (default: ./configs)")
     parser.add_argument("--classes", action="store_true", help="also list present/entries per class")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--strict", action="store_true", help="exit with code 1 when anything is missing")
@@ -242,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.annotation is None and args.root is None:
-        return check_config(compose_train_config(args.overrides))
+        return check_config(compose_train_config(args.overrides, configs=args.config_dir))
     if args.annotation is None or args.root is None or args.overrides:
         raise ConfigError("--annotation and --root go together and take no config overrides; or give only "
                           "overrides (dataset=ucf101 paths.data_dir=...) to check a training config")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,34 +13,12 @@ from torch.utils.data import Dataset
 from vidrec.data import sampling
 from vidrec.data.annotations import VideoEntry
 from vidrec.data.decoding import count_frames, read_frames
+from vidrec.data.spec import ClipConfig, Location
 from vidrec.data.transforms import ClipTransform
 from vidrec.errors import DecodeError, VidrecError
 
 log = logging.getLogger(__name__)
 MODES = ("train", "val", "test")
-
-
-@dataclass
-class VideoSource:
-    """Where a dataset's videos live: ``root / path_format.format(label=..., video_id=...)`` (+ ``video_ext``)."""
-
-    root: str
-    source: str = "frames"  # frames | video
-    path_format: str = "{label}/{video_id}"
-    video_ext: str = ".mp4"
-
-    def path(self, entry: VideoEntry) -> Path:
-        rel = self.path_format.format(label=entry.label if entry.label is not None else "test", video_id=entry.video_id)
-        return Path(self.root) / (rel + (self.video_ext if self.source == "video" else ""))
-
-
-@dataclass
-class ClipSpec:
-    """Temporal sampling of one dataset: clip length, stride, and the number of test clips."""
-
-    frames: int = 16
-    sample_rate: int = 4
-    num_clips: int = 1
 
 
 @dataclass
@@ -55,10 +32,11 @@ class VideoDataset(Dataset):
     """
 
     entries: list[VideoEntry]
-    location: VideoSource
+    location: Location
     mode: str
-    clip: ClipSpec
+    clip: ClipConfig
     transform: ClipTransform
+    num_clips: int = 1
     flip: bool = False
     flip_label_map: dict[int, int] = field(default_factory=dict)
     strict: bool = False
@@ -87,7 +65,7 @@ class VideoDataset(Dataset):
             return sampling.train_clip_indices(n, c.frames, c.sample_rate, generator)
         if self.mode == "val":
             return sampling.val_clip_indices(n, c.frames, c.sample_rate)
-        return sampling.test_clip_indices(n, c.frames, c.sample_rate, c.num_clips)
+        return sampling.test_clip_indices(n, c.frames, c.sample_rate, self.num_clips)
 
     def load(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, int]:
         """Decode and transform one item; raises :class:`DecodeError` when the video is unreadable."""
@@ -138,9 +116,9 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-def existing_entries(entries: list[VideoEntry], location: VideoSource) -> tuple[list[VideoEntry], list[VideoEntry]]:
-    """Split entries into those whose frames/video exist and those missing on disk."""
+def existing_entries(entries: list[VideoEntry], location: Location) -> tuple[list[VideoEntry], list[VideoEntry]]:
+    """Split entries into those whose frames/video exist and those missing on disk (:meth:`Location.is_present`)."""
     present, missing = [], []
     for e in entries:
-        (present if os.path.exists(location.path(e)) else missing).append(e)
+        (present if location.is_present(e) else missing).append(e)
     return present, missing

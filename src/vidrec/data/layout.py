@@ -2,7 +2,7 @@
 
 A frame folder holds ``image_00001.jpg``, ``image_00002.jpg``... (1-based) and an ``n_frames`` file with
 its frame count. An annotation entry lives at ``root / path_format`` with the placeholders ``{label}``
-(``test`` for unlabelled entries, as the seed's Kinetics test set), ``{video_id}`` and ``{subset}``;
+(``test`` for unlabelled entries, as 3D-ResNets-PyTorch's Kinetics test set), ``{video_id}`` and ``{subset}``;
 a video adds its extension.
 """
 
@@ -20,6 +20,8 @@ FRAME_PATTERN = re.compile(r"^image_(\d{5,})\.jpg$")
 N_FRAMES_FILE = "n_frames"
 #: Suffixes taken as video files.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".flv", ".mpg", ".mpeg")
+#: Where an annotation entry lives under its data root, unless a dataset config says otherwise.
+DEFAULT_PATH_FORMAT = "{label}/{video_id}"
 #: Folder of unlabelled (testing) videos in ``{label}/{video_id}`` layouts.
 UNLABELLED_DIR = "test"
 

@@ -10,18 +10,17 @@ when complete.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vidrec.data.annotations import make_entry, write_annotation
+from vidrec.data.spec import SyntheticSpec
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +37,6 @@ CLASSES = (
 #: Classes a horizontal flip turns into each other (used as the flip label map).
 FLIP_PAIRS = {"move_left": "move_right", "move_right": "move_left",
               "rotate_clockwise": "rotate_anticlockwise", "rotate_anticlockwise": "rotate_clockwise"}
-
-
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """What to generate; every field is part of the folder name's signature."""
-
-    per_class_train: int = 48
-    per_class_val: int = 10
-    per_class_test: int = 16
-    frames: int = 32
-    height: int = 64
-    width: int = 80
-    fps: int = 16
-    seed: int = 0
-
-    def signature(self) -> str:
-        return hashlib.sha1(repr(sorted(asdict(self).items())).encode()).hexdigest()[:10]
 
 
 def _smooth_texture(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:

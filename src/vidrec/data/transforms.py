@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def to_tchw(frames: torch.Tensor) -> torch.Tensor:
@@ -129,13 +127,20 @@ class ClipTransform:
     ``num_crops`` crops; the result is stacked views ``(num_crops, C, T, H, W)``.
     """
 
+    mean: Sequence[float]
+    std: Sequence[float]
     crop_size: int = 112
     scale_range: tuple[int, int] = (128, 160)
     test_scale: int = 128
     test_crop_size: int | None = None
     num_crops: int = 1
-    mean: Sequence[float] = IMAGENET_MEAN
-    std: Sequence[float] = IMAGENET_STD
+
+    @classmethod
+    def from_spec(cls, spec: DataSpec, mean: Sequence[float], std: Sequence[float]) -> ClipTransform:
+        """The train and test transforms of a dataset spec, normalising with ``mean``/``std``."""
+        return cls(mean=tuple(mean), std=tuple(std), crop_size=spec.dataset.train.crop_size,
+                   scale_range=spec.train_scale, test_scale=spec.test_scale, test_crop_size=spec.test_crop_size,
+                   num_crops=spec.dataset.test.num_crops)
 
     @staticmethod
     def _resize(frames: torch.Tensor, size: int) -> torch.Tensor:

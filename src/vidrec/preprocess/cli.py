@@ -36,7 +36,7 @@ def _usable_cpus() -> int:
 
 
 def extraction_parser(description: str, src: str, src_help: str, default_size: int) -> argparse.ArgumentParser:
-    """Parser with the seed's positional ``<src> jpg_dir`` plus the engine's options."""
+    """Parser with 3D-ResNets-PyTorch's positional ``<src> jpg_dir`` plus the engine's options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("src", type=Path, metavar=src, help=src_help)
     parser.add_argument("dst", type=Path, metavar="jpg_dir", help="output folder for the frame folders")

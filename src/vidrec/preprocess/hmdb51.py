@@ -1,8 +1,8 @@
 """HMDB51: ``hmdb51_org/<class>/<video>.avi`` and ``testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt``.
 
 Split file lines are ``<video>.avi <flag>`` with flag 1 = training, 2 = testing (the ``validation`` subset, as
-in the seed) and 0 = unused (left out). The class is the file name before ``_test_splitN.txt``; labels are
-sorted alphabetically, as in the seed.
+in 3D-ResNets-PyTorch) and 0 = unused (left out). The class is the file name before ``_test_splitN.txt``; labels are
+sorted alphabetically, as in 3D-ResNets-PyTorch.
 """
 
 from __future__ import annotations

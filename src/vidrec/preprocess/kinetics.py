@@ -123,7 +123,7 @@ def json_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dst_json", type=Path)
     parser.add_argument("--label-order", choices=("sorted", "csv"), default="sorted",
                         help="labels sorted alphabetically (default) or in order of first appearance in the "
-                             "training CSV (the seed's kinetics_json.py)")
+                             "training CSV (3D-ResNets-PyTorch's kinetics_json.py)")
     add_segment_args(parser)
     args = parser.parse_args(argv)
     train = read_clips(args.train_csv, "training")

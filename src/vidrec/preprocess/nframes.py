@@ -1,4 +1,4 @@
-"""``n_frames`` files: one per frame folder, holding its number of frames (as the seed's n_frames_*.py)."""
+"""``n_frames`` files: one per frame folder, holding its number of frames (as 3D-ResNets-PyTorch's n_frames_*.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vidrec.data.layout import FRAME_PATTERN, FRAME_TEMPLATE, N_FRAMES_FILE, entry_relpath
-from vidrec.io import atomic_write_text
+from vidrec.files import atomic_write_text
 from vidrec.preprocess.layout import require_dir
 
 

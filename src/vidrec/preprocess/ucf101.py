@@ -1,9 +1,9 @@
 """UCF101: ``UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and the ``ucfTrainTestlist`` split files.
 
 ``classInd.txt`` lines ``1 ApplyEyeMakeup``; ``trainlist0N.txt`` lines ``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1``;
-``testlist0N.txt`` the same without the class number. The label is the folder part of the path (the seed's
+``testlist0N.txt`` the same without the class number. The label is the folder part of the path (3D-ResNets-PyTorch's
 rule; it keeps the ``HandstandPushups/v_HandStandPushups_...`` spelling as shipped), the video id the file
-stem. Test lists become the ``validation`` subset, as in the seed.
+stem. Test lists become the ``validation`` subset, as in 3D-ResNets-PyTorch.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,19 +41,46 @@ class LoadReport:
         return text + (", classifier head kept from the model" if self.head_replaced else "")
 
 
+def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
+    """The one reader of torch files: ``torch.load(weights_only=True)``, never running pickled code; errors
+    name the file and say whether it is corrupt or holds objects other than tensors and containers."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = _unpickling_detail(exc)
+        if "GLOBAL" not in detail:  # not a refused object: random bytes that are no pickle either
+            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {detail}); "
+                                  "use another checkpoint") from None
+        raise CheckpointError(
+            f"{path}: refused to load — it contains objects other than tensors and plain containers "
+            f"({detail}); only load checkpoints you trust, and re-save their state dict"
+        ) from None
+    except Exception as exc:  # RuntimeError, EOFError, BadZipFile, OSError, ValueError... for truncated/garbage files
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {exc}); use another checkpoint") from None
+
+
+def _unpickling_detail(exc: Exception) -> str:
+    """The informative line of torch's weights-only refusal (e.g. "Trying to load unsupported GLOBAL posix.system
+    ..."), without its generic preamble and documentation pointer."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line.split("WeightsUnpickler error:")[-1].strip() for line in lines
+              if not line.startswith(("Weights only load failed", "Check the documentation"))]
+    return "; ".join(part for part in useful if part) or (lines[0] if lines else type(exc).__name__)
+
+
+def is_torch_file(path: str | Path) -> bool:
+    """A torch checkpoint (zip archive or the legacy format), as opposed to a plain pickle."""
+    with Path(path).open("rb") as f:
+        head = f.read(32)
+    return zipfile.is_zipfile(path) or _LEGACY_TORCH_MAGIC in head
+
+
 def read_checkpoint(path: str | Path) -> Any:
-    """Read a torch file (``weights_only=True``) or a numpy pickle (restricted unpickler)."""
+    """Read a torch file (:func:`load_torch`) or a numpy pickle (restricted unpickler)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
-    with path.open("rb") as f:
-        head = f.read(32)
-    if zipfile.is_zipfile(path) or _LEGACY_TORCH_MAGIC in head:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several types for corrupt or unsafe files
-            raise CheckpointError(f"{path}: cannot read torch checkpoint safely (weights_only=True): {err}") from err
-    return load_pickle(path)
+    return load_torch(path) if is_torch_file(path) else load_pickle(path)
 
 
 def to_tensor(value: Any, path: str | Path, key: str) -> torch.Tensor:
@@ -83,16 +111,7 @@ def apply_state_dict(model: nn.Module, converted: Mapping[str, torch.Tensor], pa
         converted = {k: v for k, v in converted.items() if not k.startswith(HEAD_PREFIX)}
         report.head_replaced = True
         log.info("%s: classifier head %s not loaded; the model's own fc is kept", path, ckpt_head or "absent")
-    report.unexpected = [k for k in converted if k not in target]
-    report.mismatched = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
-        for k, v in converted.items() if k in target and v.shape != target[k].shape
-    ]
-    report.missing = [
-        k for k in target
-        if k not in converted and not k.endswith("num_batches_tracked")
-        and not (skip_head and k.startswith(HEAD_PREFIX))
-    ]
+    report.missing, report.unexpected, report.mismatched = compare_state(target, converted, skip_head)
     head_mismatch = [m for m in report.mismatched if m.startswith(HEAD_PREFIX)]
     only_head = len(head_mismatch) == len(report.mismatched) and not report.missing and not report.unexpected
     if head_mismatch and strict and only_head:  # else the whole model differs: the general message below says so
@@ -115,6 +134,18 @@ def apply_state_dict(model: nn.Module, converted: Mapping[str, torch.Tensor], pa
             log.warning("%s: %d %s keys: %s", path, len(getattr(report, kind)), kind, _first(getattr(report, kind)))
     log.info("%s", report)
     return report
+
+
+def compare_state(target: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor],
+                  skip_head: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """Keys of ``target`` (a model's state dict) that ``given`` lacks, keys it has that ``target`` lacks, and
+    shape mismatches (``"key: checkpoint (…) vs model (…)"``); nothing is copied."""
+    unexpected = [k for k in given if k not in target]
+    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+                  for k, v in given.items() if k in target and v.shape != target[k].shape]
+    missing = [k for k in target if k not in given and not k.endswith("num_batches_tracked")
+               and not (skip_head and k.startswith(HEAD_PREFIX))]
+    return missing, unexpected, mismatched
 
 
 def inflate(weight: torch.Tensor, frames: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""How a run uses its hardware: effective batch size and the learning-rate scaling rule, memory format and
-``torch.compile`` of the network, and trainer arguments that only make sense on some devices."""
+"""How a run uses its hardware: effective batch size and the learning-rate scaling rule, and trainer arguments
+that only make sense on some devices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 
 from vidrec.errors import ConfigError
 
@@ -51,29 +50,6 @@ def apply_scaling(cfg: dict[str, Any], world_size: int) -> str:
         cfg.setdefault("optimizer_scaling", {})["base_lr"] = cfg["optimizer"]["lr"]
         cfg["optimizer"]["lr"] = lr
     return text
-
-
-def _channels_last_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    x = args[0]
-    if isinstance(x, torch.Tensor) and x.dim() == 5:
-        return (x.contiguous(memory_format=torch.channels_last_3d), *args[1:])
-    return args
-
-
-def apply_model_options(net: nn.Module, model_cfg: Mapping[str, Any]) -> nn.Module:
-    """``model.channels_last``: weights and input clips in ``channels_last_3d`` (faster 3D convolutions with
-    cuDNN and mixed precision). ``model.compile``: ``torch.compile`` in place, so state-dict keys (and
-    checkpoints) stay those of the plain model; ``true``, or the keyword arguments of ``torch.compile``
-    (e.g. ``{mode: max-autotune}``, ``{backend: eager}``). Both off by default."""
-    if model_cfg.get("channels_last"):
-        net = net.to(memory_format=torch.channels_last_3d)
-        net.register_forward_pre_hook(_channels_last_input)
-    options = model_cfg.get("compile")
-    if options:
-        if options is not True and not isinstance(options, Mapping):
-            raise ConfigError(f"model.compile={options}: use true, false or torch.compile arguments like {{mode: max-autotune}}")
-        net.compile(**(dict(options) if isinstance(options, Mapping) else {}))
-    return net
 
 
 def on_cpu(trainer_cfg: Mapping[str, Any]) -> bool:

@@ -1,0 +1,59 @@
+"""How the configs compose: the schemas registered with Hydra's ConfigStore before any config is composed
+(``dataset/schema`` and ``data_schema`` from :mod:`vidrec.data.spec`, and ``model/schema``, the arguments of the
+LightningModule every ``configs/model/*.yaml`` instantiates), so a misspelt key fails at composition with its
+name; and the experiment a bare ``python train.py`` runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vidrec.data.spec import DataConfig, DatasetConfig
+
+
+@dataclass
+class ModuleConfig:
+    """Schema of ``model``: :class:`vidrec.module.VideoClassifier` and its network ``net`` (instantiated first)."""
+
+    _target_: str = "vidrec.module.VideoClassifier"
+    net: Any = None  # the network: vidrec.models.build_model(name, num_classes, dropout, ...)
+    depth: Any = None  # the depth net.name is built from (an int, or tiny); recorded, not used by the module
+    pretrained: str | None = None  # a released checkpoint or exported weights to start from
+    freeze: str = "none"  # none | bn | backbone | until_layer1..4
+    head_lr_mult: float = 1.0  # learning-rate multiplier of the classifier
+    label_smoothing: float = 0.0
+    channels_last: bool = False  # channels_last_3d weights and clips (GPU + mixed precision)
+    compile: Any = False  # true, or torch.compile arguments ({mode: max-autotune}); checkpoints keep plain keys
+
+
+_registered = False
+
+
+def register_configs() -> None:
+    """Register every schema once (the entry points and the data check call it before composing)."""
+    global _registered
+    if _registered:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(group="dataset", name="schema", node=DatasetConfig)
+    store.store(group="model", name="schema", node=ModuleConfig)
+    store.store(name="data_schema", node=DataConfig, package="data")
+    _registered = True
+
+
+#: The recipe a bare ``python train.py`` runs: the synthetic dataset's quick CPU recipe.
+DEFAULT_EXPERIMENT = "synthetic"
+
+
+def with_default_experiment(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` plus ``experiment=synthetic`` when they choose neither an experiment nor a dataset other than
+    the synthetic one (the default): ``python train.py`` and ``python train.py model=r3d`` run the synthetic
+    recipe, ``python train.py model=r2plus1d dataset=kinetics`` the group defaults alone."""
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o and not o.startswith("-")}
+    dataset = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("dataset=")), DEFAULT_EXPERIMENT)
+    if "experiment" in keys or dataset != DEFAULT_EXPERIMENT:
+        return list(overrides)
+    return [*overrides, f"experiment={DEFAULT_EXPERIMENT}"]

@@ -1,0 +1,274 @@
+"""The typed dataset spec.
+
+``DatasetConfig`` (with ``DataConfig`` for ``data.*``) is the schema of the ``dataset`` config group,
+registered with Hydra's ConfigStore (:mod:`vidrec.config`): every ``configs/dataset/*.yaml`` starts from it, so a misspelt key fails
+at composition with its name, and every default is written here once. :class:`DataSpec` is that config
+resolved once — where the videos are and the rule for an entry's path, the presence test, the subset each
+stage reads, clips, transforms, the test protocol and the loader settings. The data module, the data check,
+prediction, export and the results files all take it; none re-derives a rule. Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidrec.data.annotations import SUBSET_ALIASES, SUBSETS, Annotation, VideoEntry
+from vidrec.data.layout import DEFAULT_PATH_FORMAT, FRAME_TEMPLATE, entry_relpath
+from vidrec.errors import ConfigError
+
+SOURCES = ("frames", "video")
+STAGES = ("train", "val", "test")
+DECODERS = ("auto", "pyav", "decord")
+
+
+# ------------------------------------------------------------------ the schema (configs/dataset/*.yaml)
+@dataclass
+class ClipConfig:
+    """Temporal sampling: clip length and the stride between its frames."""
+
+    frames: int = 16
+    sample_rate: int = 4
+
+
+@dataclass
+class TrainConfig:
+    subset: str = "training"
+    crop_size: int = 112
+    scale: list[int] | None = None  # short side jittered in [low, high]; default [crop, 1.25 × crop]
+    flip: bool = True
+    flip_label_map: dict[str, str] = field(default_factory=dict)  # a horizontal flip swaps these classes
+
+
+@dataclass
+class ValConfig:
+    subset: str = "validation"
+
+
+@dataclass
+class TestConfig:
+    """The multi-view test protocol: K clips × crops per video, the mean of their softmax."""
+
+    subset: str = "validation"
+    scale: int | None = None  # short side before cropping; default train.scale[0]
+    crop_size: int | None = None  # default train.crop_size
+    num_clips: int = 1
+    num_crops: int = 1  # 1 (centre) or 3 (start, centre, end of the long side)
+    batch_size: int = 1  # videos per loader batch
+    views_per_batch: int = 30  # views run through the network at once (memory)
+
+
+@dataclass
+class LoaderConfig:
+    """DataLoader mechanics (the batch size and worker count are ``dataset.batch_size`` / ``num_workers``)."""
+
+    pin_memory: Any = "auto"  # true | false | auto (when batches go to a CUDA device)
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
+    cap_workers: bool = True  # never more loader workers than the process's share of CPU cores
+
+
+@dataclass
+class SyntheticSpec:
+    """What the embedded synthetic dataset generates; every field is part of its folder name's signature."""
+
+    per_class_train: int = 48
+    per_class_val: int = 10
+    per_class_test: int = 16
+    frames: int = 32
+    height: int = 64
+    width: int = 80
+    fps: int = 16
+    seed: int = 0
+
+    def signature(self) -> str:
+        return hashlib.sha1(repr(sorted(dataclasses.asdict(self).items())).encode()).hexdigest()[:10]
+
+
+@dataclass
+class DatasetConfig:
+    """Schema of ``dataset``: the keys every dataset config has (design.md §3) and the optional ones."""
+
+    name: str = "dataset"
+    num_classes: int = 0
+    root: str | None = None  # folder of frame folders or videos
+    annotation_path: str | None = None
+    source: str = "frames"  # frames | video
+    path_format: str = DEFAULT_PATH_FORMAT  # placeholders {label}, {video_id}, {subset}
+    video_ext: str = ".mp4"
+    dirs: dict[str, str] = field(default_factory=dict)  # where each source lives; root picks one
+    split: int | None = None  # UCF101 / HMDB51: official split 1, 2 or 3
+    data_dir: str | None = None  # synthetic: where it is generated
+    synthetic: SyntheticSpec | None = None
+    mean: list[float] | None = None  # per-channel input statistics on [0, 1] pixels; default: the model's
+    std: list[float] | None = None
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    batch_size: int = 32
+    num_workers: Any = 4  # an integer, or auto (every core of this process's share)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+
+
+@dataclass
+class DataConfig:
+    """Schema of ``data``: how videos are decoded and what an unreadable one costs."""
+
+    decoder: str = "auto"  # auto = pyav (PyAV, keyframe seeking) | decord
+    strict: bool = False  # true: the first unreadable video stops the run
+    max_skip_ratio: float = 0.1  # stop when more than this share of an epoch's videos cannot be decoded
+
+
+# ------------------------------------------------------------------ where entries live
+@dataclass(frozen=True)
+class Location:
+    """Where a dataset's entries live: ``root / path_format`` (+ ``video_ext`` for videos)."""
+
+    root: str
+    source: str = "frames"
+    path_format: str = DEFAULT_PATH_FORMAT
+    video_ext: str = ".mp4"
+
+    def path(self, entry: VideoEntry) -> Path:
+        rel = entry_relpath(self.path_format, entry.video_id, entry.label, entry.subset)
+        return Path(self.root) / (rel + (self.video_ext if self.source == "video" else ""))
+
+    def is_present(self, entry: VideoEntry) -> bool:
+        """A frame folder counts when it holds its first frame, a video when its file exists."""
+        path = self.path(entry)
+        return (path / FRAME_TEMPLATE.format(1)).is_file() if self.source == "frames" else path.is_file()
+
+
+# ------------------------------------------------------------------ the resolved spec
+def _typed(node: Any, schema: type) -> Any:
+    """``node`` (a mapping or a DictConfig) merged onto ``schema``: defaults filled, unknown keys rejected."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node or {})
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        prefix = "dataset" if schema is DatasetConfig else "data"
+        key = f"{prefix}.{exc.full_key}" if getattr(exc, "full_key", None) else prefix
+        raise ConfigError(f"{key}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0]
+                          + f"; valid keys are those of {schema.__name__} in vidrec/data/spec.py") from None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A dataset config and the ``data`` policy, resolved once: paths, subsets, clips, transforms, loaders."""
+
+    dataset: DatasetConfig
+    data: DataConfig
+
+    @classmethod
+    def from_config(cls, dataset: Any, data: Any = None) -> DataSpec:
+        """Resolve ``dataset`` / ``data`` (mappings or DictConfigs); raises :class:`ConfigError` on a bad key or value."""
+        spec = cls(_typed(dataset, DatasetConfig), _typed(data, DataConfig))
+        spec.validate()
+        return spec
+
+    def replace(self, **dataset_fields: Any) -> DataSpec:
+        return DataSpec(dataclasses.replace(self.dataset, **dataset_fields), self.data)
+
+    # ----------------------------------------------------------- checks of values alone
+    def validate(self) -> None:
+        """Reject settings no video could satisfy, before any video is read."""
+        d = self.dataset
+        lo, hi = self.train_scale
+        checks = [
+            (d.source in SOURCES, f"dataset.source={d.source}: use 'frames' (extracted frame folders) or 'video'"),
+            (d.clip.frames > 0 and d.clip.sample_rate > 0,
+             f"dataset.clip.frames={d.clip.frames} and dataset.clip.sample_rate={d.clip.sample_rate} must be positive"),
+            (lo <= hi, f"dataset.train.scale={[lo, hi]} must be [low, high]"),
+            (d.train.crop_size <= lo, f"dataset.train.crop_size={d.train.crop_size} is larger than the resized frame "
+                                      f"(short side dataset.train.scale[0]={lo})"),
+            (self.test_crop_size <= self.test_scale,
+             f"dataset.test.crop_size={self.test_crop_size} is larger than the resized frame "
+             f"(short side dataset.test.scale={self.test_scale})"),
+            (d.test.num_crops in (1, 3), f"dataset.test.num_crops={d.test.num_crops} must be 1 (centre) or 3"),
+            (d.test.num_clips > 0, f"dataset.test.num_clips={d.test.num_clips} must be positive"),
+            (self.data.decoder in DECODERS, f"data.decoder={self.data.decoder}: use one of {', '.join(DECODERS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{message}; fix the value in the dataset config or on the command line")
+        for stage in STAGES:
+            self.subset(stage)
+
+    # ----------------------------------------------------------- derived values
+    @property
+    def train_scale(self) -> tuple[int, int]:
+        t = self.dataset.train
+        lo, hi = t.scale if t.scale else (t.crop_size, round(t.crop_size * 1.25))
+        return int(lo), int(hi)
+
+    @property
+    def test_scale(self) -> int:
+        return int(self.dataset.test.scale or self.train_scale[0])
+
+    @property
+    def test_crop_size(self) -> int:
+        return int(self.dataset.test.crop_size or self.dataset.train.crop_size)
+
+    @property
+    def views_per_video(self) -> int:
+        return self.dataset.test.num_clips * self.dataset.test.num_crops
+
+    def subset(self, stage: str) -> str:
+        """The annotation subset a stage (train / val / test) reads, alias resolved."""
+        name = getattr(self.dataset, stage).subset
+        full = SUBSET_ALIASES.get(name, name)
+        if full not in SUBSETS:
+            raise ConfigError(f"dataset.{stage}.subset={name} is not a subset; use one of {', '.join(SUBSETS)} "
+                              f"(or {', '.join(SUBSET_ALIASES)})")
+        return full
+
+    def with_synthetic_data(self) -> DataSpec:
+        """For the synthetic dataset: generate it on first use and point root / annotation_path at it."""
+        d = self.dataset
+        if d.synthetic is None:
+            return self
+        from vidrec.data.synthetic import ensure_synthetic
+
+        if not d.data_dir:
+            raise ConfigError("dataset.data_dir is not set; the synthetic dataset is generated there")
+        folder = ensure_synthetic(d.data_dir, d.synthetic)
+        return self.replace(root=str(folder / "videos"), annotation_path=str(folder / "annotation.json"))
+
+    @property
+    def location(self) -> Location:
+        d = self.dataset
+        if not d.root:
+            raise ConfigError(f"dataset.root is not set for dataset {d.name}; set it (or paths.data_dir, or "
+                              f"dataset.dirs.{d.source})")
+        return Location(str(d.root), d.source, d.path_format, d.video_ext)
+
+    @property
+    def annotation_path(self) -> str:
+        if not self.dataset.annotation_path:
+            raise ConfigError(f"dataset.annotation_path is not set for dataset {self.dataset.name}; set it or pick a "
+                              "dataset config (dataset=ucf101 ...)")
+        return str(self.dataset.annotation_path)
+
+    # ----------------------------------------------------------- checks against the annotation
+    def annotation_problems(self, annotation: Annotation) -> list[str]:
+        """What in the config contradicts the annotation file (each a message saying what to change)."""
+        d, problems = self.dataset, []
+        if d.num_classes != annotation.num_classes:
+            problems.append(f"dataset.num_classes={d.num_classes} but {annotation.path} lists {annotation.num_classes} "
+                            f"labels; set dataset.num_classes={annotation.num_classes} or use the matching annotation file")
+        unknown = sorted({n for pair in d.train.flip_label_map.items() for n in pair} - set(annotation.labels))
+        if unknown:
+            problems.append(f"dataset.train.flip_label_map names labels that {annotation.path} lacks: {unknown[:3]}")
+        return problems
+
+    def flip_map(self, annotation: Annotation) -> dict[int, int]:
+        """``dataset.train.flip_label_map`` as class indices of ``annotation``."""
+        index = {n: i for i, n in enumerate(annotation.labels)}
+        return {index[a]: index[b] for a, b in self.dataset.train.flip_label_map.items() if a in index and b in index}

@@ -1,0 +1,209 @@
+"""A network ready for inference — from a vidrec checkpoint or a ``model`` config group — with its class names
+and test protocol, and the views of one video; shared by predict.py and export.py.
+
+``load_inference_model(cfg)`` rebuilds the network, its class names and its test protocol either from a vidrec
+checkpoint (``ckpt_path``) or from a ``model`` config group (random or ``model.pretrained`` weights).
+``video_views`` decodes a video once for all of its K clips × crops views, exactly as the test stage of
+``eval.py`` does (same dataset code, same transforms).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from vidrec.checkpoint import load_checkpoint, model_state, resolve_ckpt_path, run_config
+from vidrec.data.annotations import VideoEntry
+from vidrec.data.dataset import VideoDataset
+from vidrec.data.spec import DataSpec, Location
+from vidrec.data.transforms import ClipTransform
+from vidrec.errors import CheckpointError, ConfigError, DecodeError
+from vidrec.models import load_pretrained, model_info
+from vidrec.models.finetune import get_head
+
+log = logging.getLogger(__name__)
+
+#: The test protocol used without a checkpoint (the Kinetics convention): 10 clips × 3 crops.
+DEFAULT_PROTOCOL = {"sample_rate": 2, "num_clips": 10, "num_crops": 3}
+
+
+@dataclass
+class InferenceModel:
+    """A network ready for inference, with what it needs to be fed: class names and the test protocol
+    (``spec``: clip, test views and, where set, the input statistics)."""
+
+    net: nn.Module
+    name: str
+    labels: list[str]
+    spec: DataSpec
+    source: str
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(self.spec.dataset.mean or model_info(self.name).mean)
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(self.spec.dataset.std or model_info(self.name).std)
+
+    @property
+    def transform(self) -> ClipTransform:
+        return ClipTransform.from_spec(self.spec, self.mean, self.std)
+
+    def protocol(self) -> dict[str, Any]:
+        """The test protocol as plain data (for the output and the export sidecar)."""
+        d = self.spec.dataset
+        return {
+            "clip_frames": d.clip.frames,
+            "sample_rate": d.clip.sample_rate,
+            "num_clips": d.test.num_clips,
+            "num_crops": d.test.num_crops,
+            "scale": self.spec.test_scale,
+            "crop_size": self.spec.test_crop_size,
+            "views_per_video": self.spec.views_per_video,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "aggregation": "mean of softmax over all views",
+        }
+
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """``(C, T, H, W)`` of one view."""
+        return (3, self.spec.dataset.clip.frames, self.spec.test_crop_size, self.spec.test_crop_size)
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names from a text file (one per line) or JSON (a list, or an object with ``labels``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"labels={path}: no such file; give a text file with one class name per line")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"labels={path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+        names = data.get("labels") if isinstance(data, dict) else data
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"labels={path}: expected a JSON list of class names or an object with a 'labels' list")
+        return names
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ConfigError(f"labels={path}: the file is empty; list one class name per line")
+    return names
+
+
+def _checkpoint_labels(ckpt: dict[str, Any], spec: DataSpec, ckpt_path: str) -> list[str]:
+    if ckpt.get("labels"):
+        return list(ckpt["labels"])
+    # checkpoints written before vidrec stored the class names: the run's annotation file, when it is here
+    d = spec.dataset
+    annotation = d.annotation_path
+    if d.synthetic is not None and d.data_dir:
+        annotation = str(Path(d.data_dir) / f"synthetic-{d.synthetic.signature()}" / "annotation.json")
+    if annotation and Path(annotation).is_file():
+        return read_labels(annotation)
+    raise ConfigError(f"{ckpt_path} holds no class names and its annotation file {annotation} is not here; pass labels=<file>")
+
+
+def _overrides(dcfg: DictConfig) -> dict[str, Any]:
+    """The ``clip.*`` / ``test.*`` keys given to predict.py or export.py (those not null)."""
+    return {group: {k: v for k, v in (dcfg.get(group) or {}).items() if v is not None} for group in ("clip", "test")}
+
+
+def _from_checkpoint(ckpt_path: str, labels: list[str] | None, overrides: dict[str, Any]) -> InferenceModel:
+    path = resolve_ckpt_path(ckpt_path, ".")
+    assert path is not None
+    ckpt = load_checkpoint(path)
+    run_cfg = run_config(ckpt, path)
+    net = hydra.utils.instantiate(run_cfg["model"]["net"])
+    try:
+        net.load_state_dict(model_state(ckpt, path))
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit {run_cfg['model']['net']['name']}: {str(exc)[:300]}") from None
+    dataset = OmegaConf.to_container(OmegaConf.merge(run_cfg["dataset"], overrides))
+    spec = DataSpec.from_config(dataset)
+    return InferenceModel(net, run_cfg["model"]["net"]["name"], labels or _checkpoint_labels(ckpt, spec, path), spec, path)
+
+
+def _from_model_group(model_cfg: dict[str, Any] | None, labels: list[str] | None,
+                      overrides: dict[str, Any]) -> InferenceModel:
+    if not model_cfg:
+        raise ConfigError("give ckpt_path=<checkpoint> or model=<config group> (e.g. model=r2plus1d model.depth=18 "
+                          "model.pretrained=<file>)")
+    net = hydra.utils.instantiate(model_cfg["net"])
+    name = model_cfg["net"]["name"]
+    num_classes = int(model_cfg["net"]["num_classes"])
+    if model_cfg.get("pretrained"):
+        load_pretrained(net, model_cfg["pretrained"])  # strict, classifier included: the weights' own classes
+        source = str(model_cfg["pretrained"])
+    else:
+        log.warning("no ckpt_path and no model.pretrained: %s is randomly initialised", name)
+        source = "random initialisation"
+    info = model_info(name)
+    protocol = {
+        "clip": {"frames": info.default_frames, "sample_rate": DEFAULT_PROTOCOL["sample_rate"]},
+        "train": {"crop_size": info.default_size},
+        "test": {"num_clips": DEFAULT_PROTOCOL["num_clips"], "num_crops": DEFAULT_PROTOCOL["num_crops"],
+                 "scale": round(info.default_size * 8 / 7), "crop_size": info.default_size},
+    }
+    spec = DataSpec.from_config(OmegaConf.to_container(OmegaConf.merge(protocol, overrides)))
+    return InferenceModel(net, name, labels or [f"class_{i}" for i in range(num_classes)], spec, source)
+
+
+def load_inference_model(dcfg: DictConfig) -> InferenceModel:
+    """Network, class names and test protocol of a predict/export config; ``clip.*``/``test.*`` keys override."""
+    labels = read_labels(dcfg.labels) if dcfg.get("labels") else None
+    overrides = _overrides(dcfg)
+    if dcfg.get("ckpt_path"):  # a `model` group, if given, is ignored: the checkpoint rebuilds its own
+        model = _from_checkpoint(str(dcfg.ckpt_path), labels, overrides)
+    else:
+        model_cfg = OmegaConf.to_container(dcfg.model, resolve=False) if dcfg.get("model") else None
+        if model_cfg:  # the model groups read their class count from dataset.num_classes
+            num_classes = int(dcfg.get("num_classes") or (len(labels) if labels else 400))
+            model_cfg = OmegaConf.to_container(OmegaConf.create(
+                {"model": model_cfg, "dataset": {"num_classes": num_classes}}), resolve=True)["model"]
+        model = _from_model_group(model_cfg, labels, overrides)
+    classes = get_head(model.net).out_features
+    if classes != len(model.labels):
+        raise ConfigError(f"{model.source}: the network predicts {classes} classes but {len(model.labels)} class names "
+                          "were given; pass labels=<file> with one name per class")
+    model.net.eval()
+    return model
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA device is available; use device=cpu")
+    return device
+
+
+def video_views(model: InferenceModel, video: str | Path, decoder: str = "auto") -> tuple[torch.Tensor, int]:
+    """All test views ``(V, C, T, H, W)`` of one video file or frame folder (decoded once), and its frame count."""
+    path = Path(video)
+    if not path.exists():
+        raise DecodeError(f"{path}: no such video file or frame folder")
+    dataset = VideoDataset(
+        entries=[VideoEntry(path.name, "testing", None, -1, None)],
+        location=Location(root=str(path.parent), source="frames" if path.is_dir() else "video",
+                          path_format="{video_id}", video_ext=""),
+        mode="test",
+        clip=model.spec.dataset.clip,
+        num_clips=model.spec.dataset.test.num_clips,
+        transform=model.transform,
+        strict=True,
+        decoder=decoder,
+    )
+    views, _ = dataset.load(0, torch.Generator())
+    return views, dataset.num_frames(0)
