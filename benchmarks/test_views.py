@@ -23,6 +23,7 @@ import common
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from vidrec.models.registry import KINETICS_MEAN, KINETICS_STD
 from vidrec.data.decoding import count_frames, read_frames
 from vidrec.data.sampling import test_clip_indices
 from vidrec.data.transforms import ClipTransform
@@ -49,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     common.header(f"test views: {CLIPS}x{CROPS} views of one video vs one sequential decode (CPU time)")
     common.one_worker_thread()
-    transform = ClipTransform(crop_size=112, test_scale=128, num_crops=CROPS)
+    transform = ClipTransform(KINETICS_MEAN, KINETICS_STD, crop_size=112, test_scale=128, num_crops=CROPS)
     ratios, figures = {}, {}
     for path in [common.bench_video()] + common.shared_clips():
         n = count_frames(path)

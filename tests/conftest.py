@@ -10,7 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from vidrec.config import register_configs  # noqa: E402  (the schemas the configs compose from)
+
+register_configs()
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIPS = REPO.parent / "shared" / "clips"
 
@@ -96,3 +100,60 @@ def assert_same_predictions(a: Path, b: Path, tol: float = 1e-5) -> None:
     for ra, rb in zip(rows_a, rows_b):
         assert {k: v for k, v in ra.items() if not k.startswith("score")} == {k: v for k, v in rb.items() if not k.startswith("score")}
         assert all(abs(float(ra[k]) - float(rb[k])) <= tol for k in ra if k.startswith("score")), (ra, rb)
+
+
+# ---------------------------------------------------------------- a small dataset of real files
+LABELS = ["left", "right", "still"]
+
+
+def make_dataset(root, source, ext=".mp4", per_class=2, n=20):
+    """A small kenshohara-layout dataset: <root>/<label>/<id>(.ext | /image_00001.jpg) + annotation.json."""
+    from vidrec.data.annotations import make_entry, write_annotation
+    from vidrec.data.synthetic import write_video
+
+    database = {}
+    for ci, label in enumerate(LABELS):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            vid = f"{label}_{i}"
+            frames = moving_bar_frames(n, seed=ci * 10 + i)
+            if source == "video":
+                write_video(root / label / f"{vid}{ext}", frames)
+            else:
+                folder = root / label / vid
+                folder.mkdir()
+                for k, f in enumerate(frames, start=1):
+                    Image.fromarray(f).save(folder / f"image_{k:05d}.jpg")
+                (folder / "n_frames").write_text(str(n))
+            database[vid] = make_entry("training" if i == 0 else "validation", label, n)
+    write_annotation(root / "annotation.json", LABELS, database)
+    return root
+
+
+def dataset_cfg(root, source, ext=".mp4", **extra):
+    """A dataset config (the keys of ``vidrec.data.spec.DatasetConfig``) for :func:`make_dataset`'s folder."""
+    cfg = {
+        "name": "mini", "root": str(root), "annotation_path": str(root / "annotation.json"), "source": source,
+        "video_ext": ext, "num_classes": 3, "clip": {"frames": 4, "sample_rate": 2},
+        "train": {"crop_size": 32, "scale": [40, 48], "flip": True},
+        "test": {"scale": 40, "crop_size": 32, "num_clips": 3, "num_crops": 3, "batch_size": 2},
+        "batch_size": 2, "num_workers": 0,
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def data_module(dataset, data=None, seed=0):
+    """The VideoDataModule of a dataset config, normalised with ImageNet statistics."""
+    from vidrec.data.datamodule import VideoDataModule
+    from vidrec.data.spec import DataSpec
+    from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
+
+    return VideoDataModule(DataSpec.from_config(dataset, data), IMAGENET_MEAN, IMAGENET_STD, seed=seed)
+
+
+def one_error_line(proc) -> str:
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]

@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict, read_write
 
 from conftest import REPO, run_entry
+from vidrec.config import with_default_experiment
 
 CONFIGS = REPO / "configs"
 GROUPS = ["model", "dataset", "optimizer", "scheduler", "trainer", "logger", "callbacks", "debug", "experiment",
@@ -19,6 +20,9 @@ def options(group):
 
 
 def compose_resolved(overrides, name="train"):
+    """The resolved config train.py (or ``name``) would run with ``overrides``."""
+    if name == "train":
+        overrides = with_default_experiment(overrides)
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose(name, overrides=overrides, return_hydra_config=True)
         with open_dict(cfg), read_write(cfg):
@@ -40,8 +44,47 @@ def test_every_model_option_names_a_registry_model():
     from vidrec.models import list_models
 
     for option in options("model"):
-        name = compose_resolved([f"model={option}"])["model"]["net"]["name"]
-        assert name in list_models(), (option, name)
+        cfg = compose_resolved([f"model={option}"])
+        assert cfg["model"]["_target_"] == "vidrec.module.VideoClassifier"
+        assert cfg["model"]["net"]["name"] in list_models(), (option, cfg["model"]["net"]["name"])
+
+
+def test_every_registered_model_has_a_config_option():
+    """Each registry name is some model option at some depth (model=<option> model.depth=<d>)."""
+    from vidrec.models import list_models
+
+    depths = [None, "tiny", 10, 18, 34, 50, 101, 152, 200]
+    reachable = set()
+    for option in options("model"):
+        for depth in depths:
+            overrides = [f"model={option}"] + ([f"model.depth={depth}"] if depth is not None else [])
+            reachable.add(compose_resolved(overrides)["model"]["net"]["name"])
+    assert set(list_models()) <= reachable, sorted(set(list_models()) - reachable)
+
+
+def test_bare_run_is_experiment_synthetic():
+    bare = compose_resolved([])
+    assert bare == compose_resolved(["experiment=synthetic"])
+    assert bare["model"]["net"]["name"] == "r2plus1d_tiny" and bare["optimizer"]["_target_"] == "torch.optim.AdamW"
+    assert bare["dataset"]["name"] == "synthetic" and bare["trainer"]["max_epochs"] == 24
+
+
+def test_misspelt_dataset_key_is_refused_with_its_name():
+    """The dataset group is typed (vidrec.data.spec.DatasetConfig): a wrong key fails at composition; one added
+    with ``+`` (which Hydra lets through) fails when the spec is resolved, before any work, naming close keys."""
+    from hydra.errors import HydraException
+
+    from vidrec.data.spec import DataSpec
+    from vidrec.errors import ConfigError
+
+    with pytest.raises(HydraException, match="dataset.batchsize"):
+        compose_resolved(["dataset.batchsize=4"])
+    for override, message in (("+dataset.batchsize=4", r"dataset\.batchsize \(did you mean batch_size\?\)"),
+                              ("+dataset.rot=/x", r"dataset\.rot \(did you mean root"),
+                              ("+dataset.test.num_clip=3", r"dataset\.test\.num_clip \(did you mean num_clips")):
+        cfg = compose_resolved([override])
+        with pytest.raises(ConfigError, match=message):
+            DataSpec.from_config(cfg["dataset"], cfg["data"])
 
 
 def test_seed_recipe():

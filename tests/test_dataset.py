@@ -3,55 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from conftest import moving_bar_frames
-from vidrec.data.annotations import make_entry, write_annotation
-from vidrec.data.datamodule import VideoDataModule
+from conftest import data_module, dataset_cfg, make_dataset
 from vidrec.data.sharding import ShardedSampler
-from vidrec.data.synthetic import write_video
 from vidrec.errors import ConfigError, DecodeError
-
-LABELS = ["left", "right", "still"]
-
-
-def make_dataset(root, source, ext=".mp4", per_class=2, n=20):
-    """A small kenshohara-layout dataset: <root>/<label>/<id>(.ext | /image_00001.jpg) + annotation.json."""
-    database = {}
-    for ci, label in enumerate(LABELS):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            vid = f"{label}_{i}"
-            frames = moving_bar_frames(n, seed=ci * 10 + i)
-            if source == "video":
-                write_video(root / label / f"{vid}{ext}", frames)
-            else:
-                folder = root / label / vid
-                folder.mkdir()
-                for k, f in enumerate(frames, start=1):
-                    Image.fromarray(f).save(folder / f"image_{k:05d}.jpg")
-                (folder / "n_frames").write_text(str(n))
-            database[vid] = make_entry("training" if i == 0 else "validation", label, n)
-    write_annotation(root / "annotation.json", LABELS, database)
-    return root
-
-
-def dataset_cfg(root, source, ext=".mp4", **extra):
-    cfg = {
-        "name": "mini", "root": str(root), "annotation_path": str(root / "annotation.json"), "source": source,
-        "video_ext": ext, "num_classes": 3, "clip": {"frames": 4, "sample_rate": 2},
-        "train": {"crop_size": 32, "scale": [40, 48], "flip": True},
-        "test": {"scale": 40, "crop_size": 32, "num_clips": 3, "num_crops": 3, "batch_size": 2},
-        "batch_size": 2, "num_workers": 0,
-    }
-    cfg.update(extra)
-    return cfg
 
 
 @pytest.mark.parametrize("source,ext", [("video", ".mp4"), ("video", ".avi"), ("frames", "")])
 def test_datamodule_batches(tmp_path, source, ext):
     make_dataset(tmp_path, source, ext or ".mp4")
-    dm = VideoDataModule(dataset_cfg(tmp_path, source, ext or ".mp4"))
+    dm = data_module(dataset_cfg(tmp_path, source, ext or ".mp4"))
     dm.setup("fit")
     dm.setup("test")
     train = next(iter(dm.train_dataloader()))
@@ -65,7 +26,7 @@ def test_datamodule_batches(tmp_path, source, ext):
 
 def test_test_views_come_from_the_sampled_clips(tmp_path):
     make_dataset(tmp_path, "video")
-    dm = VideoDataModule(dataset_cfg(tmp_path, "video", test={"scale": 48, "crop_size": 48, "num_clips": 3,
+    dm = data_module(dataset_cfg(tmp_path, "video", test={"scale": 48, "crop_size": 48, "num_clips": 3,
                                                               "num_crops": 1, "batch_size": 1}), mean=(0, 0, 0), std=(1, 1, 1))
     dm.setup("test")
     item = dm.datasets["test"][0]
@@ -78,26 +39,26 @@ def test_flip_label_map(tmp_path):
     make_dataset(tmp_path, "video")
     cfg = dataset_cfg(tmp_path, "video", train={"crop_size": 32, "scale": [40, 40], "flip": True,
                                                 "flip_label_map": {"left": "right", "right": "left"}})
-    dm = VideoDataModule(cfg)
+    dm = data_module(cfg)
     dm.setup("fit")
     ds = dm.datasets["train"]
     labels = {ds[(0, s)]["label"] for s in range(40)}  # entry 0 is "left": flipped draws become "right"
     assert labels == {0, 1}
     with pytest.raises(ConfigError, match="unknown labels"):
-        bad = VideoDataModule(dataset_cfg(tmp_path, "video", train={"crop_size": 32, "flip_label_map": {"up": "down"}}))
+        bad = data_module(dataset_cfg(tmp_path, "video", train={"crop_size": 32, "flip_label_map": {"up": "down"}}))
         bad.setup("fit")
 
 
 def test_undecodable_video_is_skipped_and_reported(tmp_path):
     make_dataset(tmp_path, "video")
     (tmp_path / "left" / "left_1.mp4").write_bytes(b"not a video at all" * 50)
-    dm = VideoDataModule(dataset_cfg(tmp_path, "video"))
+    dm = data_module(dataset_cfg(tmp_path, "video"))
     dm.setup("test")
     batches = list(dm.test_dataloader())
     skipped = [s for b in batches for s in b["skipped"]]
     assert [s[1] for s in skipped] == ["left_1"] and "left_1.mp4" in skipped[0][2]
     assert sum(len(b.get("label", [])) for b in batches) == 2
-    strict = VideoDataModule(dataset_cfg(tmp_path, "video"), data={"strict": True})
+    strict = data_module(dataset_cfg(tmp_path, "video"), data={"strict": True})
     strict.setup("test")
     with pytest.raises(DecodeError, match="left_1.mp4.*strict"):
         list(strict.test_dataloader())
@@ -105,7 +66,7 @@ def test_undecodable_video_is_skipped_and_reported(tmp_path):
 
 def test_num_classes_must_match_annotation(tmp_path):
     make_dataset(tmp_path, "video")
-    dm = VideoDataModule(dataset_cfg(tmp_path, "video", num_classes=5))
+    dm = data_module(dataset_cfg(tmp_path, "video", num_classes=5))
     with pytest.raises(ConfigError, match="num_classes=5 .* lists 3 labels"):
         dm.setup("fit")
 

@@ -12,12 +12,14 @@ from torch import nn
 from conftest import moving_bar_frames, read_json
 from vidrec.data import dataset as dataset_module
 from vidrec.data.annotations import VideoEntry
-from vidrec.data.dataset import ClipSpec, VideoDataset, VideoSource
+from vidrec.data.dataset import VideoDataset
+from vidrec.data.spec import ClipConfig, Location
 from vidrec.data.sampling import test_clip_indices
 from vidrec.data.synthetic import write_video
 from vidrec.data.transforms import ClipTransform
 from vidrec.evaluation import confusion_matrix, per_class_rows, plot_confusion, write_eval_outputs
-from vidrec.module import aggregate_views, dedupe_videos, video_metrics, video_scores
+from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from vidrec.scoring import aggregate_views, dedupe_videos, video_metrics, video_scores
 
 
 def test_video_score_is_the_mean_softmax_of_hand_computed_views():
@@ -96,9 +98,9 @@ def test_test_views_decode_each_video_once(tmp_path, monkeypatch):
     calls = []
     real = dataset_module.read_frames
     monkeypatch.setattr(dataset_module, "read_frames", lambda path, idx, **kw: calls.append(torch.as_tensor(idx).numel()) or real(path, idx, **kw))
-    transform = ClipTransform(crop_size=32, test_scale=40, num_crops=3)
-    ds = VideoDataset([VideoEntry("v", "testing", "a", 0, 20)], VideoSource(str(tmp_path), "video", "{video_id}"),
-                      mode="test", clip=ClipSpec(frames=4, sample_rate=2, num_clips=3), transform=transform)
+    transform = ClipTransform(IMAGENET_MEAN, IMAGENET_STD, crop_size=32, test_scale=40, num_crops=3)
+    ds = VideoDataset([VideoEntry("v", "testing", "a", 0, 20)], Location(str(tmp_path), "video", "{video_id}"),
+                      mode="test", clip=ClipConfig(frames=4, sample_rate=2), num_clips=3, transform=transform)
     item = ds[0]
     assert calls == [3 * 4]  # one decode for all 3 clips × 3 crops
     assert item["video"].shape == (9, 3, 4, 32, 32)

@@ -18,7 +18,8 @@ from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic
 from vidrec.data.transforms import ClipTransform
 from vidrec.export import FORMATS, export_model
 from vidrec.models import build_model, list_models
-from vidrec.predict import InferenceModel
+from vidrec.data.spec import DataSpec
+from vidrec.inference import InferenceModel
 
 SHAPE = (3, 4, 32, 32)  # small views keep the test fast; every registry model accepts them
 #: Models above ~45 M parameters: their part of the round trip is `slow` (it still runs in CI).
@@ -57,9 +58,9 @@ def run_torchscript(path, x: torch.Tensor) -> torch.Tensor:
 def test_every_model_round_trips(name, tmp_path):
     assert HEAVY <= set(list_models())
     net = calibrated(name)
-    model = InferenceModel(net, name, [f"c{i}" for i in range(5)], source="test", dataset={
+    model = InferenceModel(net, name, [f"c{i}" for i in range(5)], source="test", spec=DataSpec.from_config({
         "clip": {"frames": SHAPE[1], "sample_rate": 2}, "train": {"crop_size": SHAPE[2]},
-        "test": {"num_clips": 1, "num_crops": 1, "scale": SHAPE[2], "crop_size": SHAPE[2]}})
+        "test": {"num_clips": 1, "num_crops": 1, "scale": SHAPE[2], "crop_size": SHAPE[2]}}))
     x = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(1))  # batch 3: exported with batch 1
     with torch.no_grad():
         ref = net(x)
@@ -89,8 +90,8 @@ def test_exported_checkpoint_and_sidecar_reproduce_eval(trained, data_dir, tmp_p
     video = folder / "videos" / row["label"] / f"{row['video_id']}.mp4"
     idx = test_clip_indices(count_frames(video), p["clip_frames"], p["sample_rate"], p["num_clips"])
     frames = read_frames(video, idx)
-    transform = ClipTransform(crop_size=p["crop_size"], test_scale=p["scale"], num_crops=p["num_crops"],
-                              mean=side["mean"], std=side["std"])
+    transform = ClipTransform(side["mean"], side["std"], crop_size=p["crop_size"], test_scale=p["scale"],
+                              num_crops=p["num_crops"])
     views = torch.cat([transform.eval(frames[k * p["clip_frames"] : (k + 1) * p["clip_frames"]]) for k in range(p["num_clips"])])
     probs = run_onnx(tmp_path / "model.onnx", views).softmax(-1).mean(0)
     top = probs.topk(5)

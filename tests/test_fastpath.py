@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from conftest import moving_bar_frames
+from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from vidrec.data import jpeg
 from vidrec.data import transforms as T
 from vidrec.data.datamodule import available_cpus, loader_workers, pin_memory
@@ -115,7 +116,7 @@ def test_uint8_resize_within_one_level_of_float(h, w, size):
 
 def test_clip_transform_uint8_matches_float_path():
     frames = torch.randint(0, 256, (4, 48, 64, 3), dtype=torch.uint8)
-    tf = T.ClipTransform(crop_size=32, scale_range=(36, 44), test_scale=40, num_crops=3)
+    tf = T.ClipTransform(IMAGENET_MEAN, IMAGENET_STD, crop_size=32, scale_range=(36, 44), test_scale=40, num_crops=3)
     level = 1 / 255 / min(tf.std)  # one intensity level after normalisation
     for seed, flip in ((0, False), (1, True)):
         fast = tf.train(frames, flip, torch.Generator().manual_seed(seed))

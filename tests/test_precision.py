@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import TINY, read_json, run_entry
-from vidrec.errors import ConfigError
 from vidrec.compute import apply_scaling, scaled_lr, trainer_config
+from vidrec.errors import ConfigError
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 OPTIONS = ["trainer=cpu", "trainer.precision=bf16-mixed", "model.channels_last=true", "model.compile={backend:eager}",

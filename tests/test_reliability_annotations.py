@@ -6,9 +6,8 @@ import json
 import logging
 
 import pytest
-from test_dataset import dataset_cfg, make_dataset
 
-from vidrec.data.datamodule import VideoDataModule
+from conftest import data_module, dataset_cfg, make_dataset
 from vidrec.errors import AnnotationError, ConfigError, DataError
 
 
@@ -19,11 +18,11 @@ def mini(tmp_path):
     return tmp_path, json.loads((tmp_path / "annotation.json").read_text())
 
 
-def setup_with(root, annotation: dict | str, **cfg) -> VideoDataModule:
+def setup_with(root, annotation: dict | str, **cfg):
     """Write ``annotation`` (a dict, or raw text) as the dataset's annotation file and set the datamodule up."""
     text = annotation if isinstance(annotation, str) else json.dumps(annotation, indent=1)
     (root / "annotation.json").write_text(text)
-    dm = VideoDataModule(dataset_cfg(root, "video", **cfg))
+    dm = data_module(dataset_cfg(root, "video", **cfg))
     dm.setup("fit")
     return dm
 
@@ -78,7 +77,7 @@ def test_not_utf8_and_wrong_structure(mini):
     root, ann = mini
     (root / "annotation.json").write_bytes(json.dumps(ann).encode("utf-16"))
     with pytest.raises(AnnotationError, match=r"annotation\.json: not UTF-8 text .* save it as UTF-8 JSON"):
-        VideoDataModule(dataset_cfg(root, "video")).setup("fit")
+        data_module(dataset_cfg(root, "video")).setup("fit")
     ann["database"] = list(ann["database"].items())
     with pytest.raises(AnnotationError, match="'database' must be an object mapping video ids to entries, got list"):
         setup_with(root, ann)
@@ -94,7 +93,7 @@ def test_missing_videos_are_counted_with_three_examples(mini, caplog):
     assert "2 of 3 validation videos are missing on disk" in warning and "left_1.mp4" in warning and "right_1.mp4" in warning
     assert len(dm.datasets["val"]) == 1 and dm.missing["val"] == ["left_1", "right_1"]
     with pytest.raises(DataError, match="2 of 3 validation videos are missing .*data.strict=true"):
-        VideoDataModule(dataset_cfg(root, "video"), data={"strict": True}).setup("fit")
+        data_module(dataset_cfg(root, "video"), data={"strict": True}).setup("fit")
 
 
 def test_all_videos_missing_is_fatal_with_three_examples(mini):

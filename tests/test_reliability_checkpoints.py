@@ -14,9 +14,8 @@ import traceback
 import numpy as np
 import pytest
 import torch
-from test_reliability_config import one_error_line
 
-from conftest import TINY, run_entry
+from conftest import TINY, one_error_line, run_entry
 from vidrec.checkpoint import AtomicCheckpointIO, load_checkpoint
 from vidrec.data.annotations import load_annotation, make_entry, write_annotation
 from vidrec.errors import CheckpointError

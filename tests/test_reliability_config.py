@@ -10,12 +10,10 @@ from __future__ import annotations
 import hydra
 import pytest
 import torch
-from test_dataset import dataset_cfg, make_dataset
 
-from conftest import run_entry
-from vidrec.checkpoint import check_model_fits
+from conftest import data_module, dataset_cfg, make_dataset, one_error_line, run_entry
+from vidrec.checkpoint import check_model_fits, load_checkpoint, model_state
 from vidrec.cli import run_entry as run_cli_entry
-from vidrec.data.datamodule import VideoDataModule
 from vidrec.errors import CheckpointError, ConfigError
 from vidrec.models import build_model, load_pretrained
 from vidrec.run import build_datamodule
@@ -25,13 +23,6 @@ from vidrec.run import build_datamodule
 def no_full_error(monkeypatch):
     """What a user sees by default: HYDRA_FULL_ERROR unset."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-
-
-def one_error_line(proc) -> str:
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    return lines[0]
 
 
 @pytest.mark.parametrize("group,choices", [("dataset", ["kinetics", "synthetic", "ucf101"]), ("model", ["r2plus1d", "i3d_nl"])])
@@ -87,7 +78,7 @@ def test_impossible_clip_settings_fail_at_setup(tmp_path, case):
     make_dataset(tmp_path, "video")
     override, message = BAD_CLIP[case]
     with pytest.raises(ConfigError, match=message):
-        VideoDataModule(dataset_cfg(tmp_path, "video", **override)).setup("fit")
+        data_module(dataset_cfg(tmp_path, "video", **override)).setup("fit")
 
 
 def tiny_checkpoint(path) -> None:
@@ -104,13 +95,18 @@ def test_load_pretrained_of_another_model_names_the_first_keys(tmp_path):
 
 def test_checkpoint_of_another_model_is_refused_naming_keys(tmp_path):
     """What train.py ckpt_path=<ckpt> and eval.py check before Lightning restores the checkpoint."""
-    tiny_checkpoint(tmp_path / "tiny.ckpt")
-    check_model_fits(build_model("r2plus1d_tiny", 8), tmp_path / "tiny.ckpt", "r2plus1d_tiny")  # its own model fits
+    path = tmp_path / "tiny.ckpt"
+    tiny_checkpoint(path)
+    weights = model_state(load_checkpoint(path), path)
+    own = build_model("r2plus1d_tiny", 8)
+    before = {k: v.clone() for k, v in own.state_dict().items()}
+    check_model_fits(own, weights, path, "r2plus1d_tiny")  # its own model fits
+    assert all(torch.equal(before[k], v) for k, v in own.state_dict().items())  # checking copies nothing
     with pytest.raises(CheckpointError) as err:
-        check_model_fits(build_model("r3d_18", 8), tmp_path / "tiny.ckpt", "r3d_18")
+        check_model_fits(build_model("r3d_18", 8), weights, path, "r3d_18")
     message = str(err.value)
     assert "tiny.ckpt does not fit model.net.name=r3d_18: shape-mismatched keys stem.0.weight" in message
     assert "missing keys" in message and "pass the model of its run" in message
     torch.save(build_model("r2plus1d_tiny", 8).state_dict(), tmp_path / "weights.pt")  # exported weights, no state_dict
     with pytest.raises(CheckpointError, match=r"weights\.pt: no state_dict, so not a train\.py checkpoint; .* model\.pretrained="):
-        check_model_fits(build_model("r2plus1d_tiny", 8), tmp_path / "weights.pt")
+        model_state(load_checkpoint(tmp_path / "weights.pt"), tmp_path / "weights.pt")

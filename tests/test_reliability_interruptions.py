@@ -14,12 +14,10 @@ import sys
 import time
 
 import pytest
-from test_dataset import dataset_cfg, make_dataset
 
-from conftest import REPO, TINY, run_entry
+from conftest import REPO, TINY, data_module, dataset_cfg, make_dataset, run_entry
 from vidrec.checkpoint import load_checkpoint
 from vidrec.cli import run_entry as run_cli_entry
-from vidrec.data.datamodule import VideoDataModule
 from vidrec.data.dataset import VideoDataset
 
 EPOCHS, STEPS_PER_EPOCH = 2, 3  # TINY: 24 training videos in batches of 8
@@ -61,8 +59,8 @@ class BuggyDataset(VideoDataset):
         return super().load(index, generator)
 
 
-def worker_datamodule(root, **data) -> VideoDataModule:
-    dm = VideoDataModule(dataset_cfg(root, "video", num_workers=1), data={"persistent_workers": False, **data})
+def worker_datamodule(root, **data):
+    dm = data_module(dataset_cfg(root, "video", num_workers=1, loader={"persistent_workers": False}), data=data)
     dm.setup("fit")
     return dm
 

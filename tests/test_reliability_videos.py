@@ -15,12 +15,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_dataset import dataset_cfg, make_dataset
-from test_reliability_config import one_error_line
 
-from conftest import TINY, moving_bar_frames, run_entry
+from conftest import (
+    TINY,
+    data_module,
+    dataset_cfg,
+    make_dataset,
+    moving_bar_frames,
+    one_error_line,
+    run_entry,
+)
 from vidrec.data.annotations import make_entry, write_annotation
-from vidrec.data.datamodule import VideoDataModule
 from vidrec.data.decoding import frame_path, read_frames
 from vidrec.data.sampling import val_clip_indices
 from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic, write_video
@@ -69,12 +74,12 @@ def write_frame_folder(folder, frames: np.ndarray, n_frames_file: int | None = N
 
 
 # ---------------------------------------------------------------- helpers
-def single_video(root, write, n_frames: int | None, source: str = "video", ext: str = ".mp4", **cfg) -> VideoDataModule:
+def single_video(root, write, n_frames: int | None, source: str = "video", ext: str = ".mp4", **cfg):
     """A dataset of one video (id ``vid``, label ``x``) used by train, val and test; ``write(path)`` makes it."""
     (root / "x").mkdir(parents=True)
     write(root / "x" / ("vid" + (ext if source == "video" else "")))
     write_annotation(root / "annotation.json", ["x"], {"vid": make_entry("validation", "x", n_frames)})
-    dm = VideoDataModule(dataset_cfg(root, source, ext, num_classes=1,
+    dm = data_module(dataset_cfg(root, source, ext, num_classes=1,
                                      train={"subset": "validation", "crop_size": 32, "scale": [40, 48]}, **cfg),
                          mean=(0, 0, 0), std=(1, 1, 1))
     dm.setup("fit")
@@ -82,7 +87,7 @@ def single_video(root, write, n_frames: int | None, source: str = "video", ext: 
     return dm
 
 
-def assert_reads_in_every_mode(dm: VideoDataModule) -> None:
+def assert_reads_in_every_mode(dm) -> None:
     for mode, shape in (("train", (3, 4, 32, 32)), ("val", (3, 4, 32, 32)), ("test", (9, 3, 4, 32, 32))):
         item = dm.datasets[mode][0]
         assert item["ok"], f"{mode}: {item.get('reason')}"
@@ -90,7 +95,7 @@ def assert_reads_in_every_mode(dm: VideoDataModule) -> None:
         assert bool(item["video"].isfinite().all())
 
 
-def epoch(dm: VideoDataModule, mode: str) -> tuple[int, list]:
+def epoch(dm, mode: str) -> tuple[int, list]:
     """Run one epoch of the mode's loader: (videos decoded, skipped records)."""
     loader = {"train": dm.train_dataloader, "val": dm.val_dataloader, "test": dm.test_dataloader}[mode]()
     batches = list(loader)
@@ -117,7 +122,7 @@ def test_broken_video_is_skipped_with_its_name(tmp_path, case):
     bad = tmp_path / "right" / "right_1.mp4"  # a validation video
     write, phrase = BROKEN[case]
     write(bad, bad.read_bytes())
-    dm = VideoDataModule(dataset_cfg(tmp_path, "video"))
+    dm = data_module(dataset_cfg(tmp_path, "video"))
     dm.setup("fit")
     decoded, skipped = epoch(dm, "val")
     assert decoded == 2 and len(skipped) == 1
@@ -136,7 +141,7 @@ def test_header_overcount_avi_reads_its_last_claimed_frame(tmp_path, shared_clip
         cfg = dataset_cfg(shared_clips, "video", ".avi", num_classes=1, path_format="{video_id}",
                           annotation_path=str(tmp_path / "annotation.json"),
                           test={"scale": 40, "crop_size": 32, "num_clips": 2, "num_crops": 1, "batch_size": 2})
-        dm = VideoDataModule(cfg, data={"decoder": decoder})
+        dm = data_module(cfg, data={"decoder": decoder})
         dm.setup("test")
         decoded, skipped = epoch(dm, "test")
         assert (decoded, skipped) == (len(lying), []), decoder

@@ -24,7 +24,7 @@ from vidrec.models import build_model, load_pretrained
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # 2 shared cores: one intra-op thread per process is much faster
 STEPS_PER_EPOCH = 3  # 24 training videos / batch 8
-RECIPE = [*TINY, "trainer.max_epochs=4", "checkpoint.every_n_epochs=1", "model.dropout=0.5", "dataset.num_workers=1"]
+RECIPE = [*TINY, "trainer.max_epochs=4", "checkpoint.every_n_epochs=1", "model.net.dropout=0.5", "dataset.num_workers=1"]
 
 
 def _train(run_dir, data_dir, *extra):

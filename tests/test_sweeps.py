@@ -63,13 +63,13 @@ def test_optuna_search_maximises_val_top1(optuna_sweep):
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = [read_json(sweep / job / "metrics.json")["val/top1"] for job in ("0", "1")]
     assert result["best_value"] == max(trials)
-    assert set(result["best_params"]) == {"optimizer.lr", "optimizer.weight_decay", "model.dropout"}
+    assert set(result["best_params"]) == {"optimizer.lr", "optimizer.weight_decay", "model.net.dropout"}
     for job in ("0", "1"):
         cfg = yaml.safe_load((sweep / job / ".hydra" / "config.yaml").read_text())
         assert 1e-4 <= cfg["optimizer"]["lr"] <= 1e-1 and 1e-6 <= cfg["optimizer"]["weight_decay"] <= 1e-2
         assert 0.0 <= cfg["model"]["dropout"] <= 0.6
     rows = _summary_rows(sweep)
-    assert len(rows) == 2 and {"optimizer.lr", "optimizer.weight_decay", "model.dropout", "val/top1"} <= set(rows[0])
+    assert len(rows) == 2 and {"optimizer.lr", "optimizer.weight_decay", "model.net.dropout", "val/top1"} <= set(rows[0])
 
 
 def test_summary_cli_and_unfinished_jobs(multirun, tmp_path):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from vidrec.data import transforms as T
 from vidrec.errors import ConfigError
 
@@ -55,7 +56,7 @@ def test_normalize_layout_and_values():
 
 def test_clip_transform_train_and_eval_shapes():
     frames = torch.randint(0, 255, (8, 64, 80, 3), dtype=torch.uint8)
-    tf = T.ClipTransform(crop_size=56, scale_range=(60, 72), test_scale=64, num_crops=3)
+    tf = T.ClipTransform(IMAGENET_MEAN, IMAGENET_STD, crop_size=56, scale_range=(60, 72), test_scale=64, num_crops=3)
     g = torch.Generator().manual_seed(0)
     assert tf.train(frames, flip=False, generator=g).shape == (3, 8, 56, 56)
     assert tf.eval(frames).shape == (3, 3, 8, 56, 56)
@@ -64,7 +65,7 @@ def test_clip_transform_train_and_eval_shapes():
 
 def test_flip_mirrors_the_clip():
     frames = torch.randint(0, 255, (2, 16, 16, 3), dtype=torch.uint8)
-    tf = T.ClipTransform(crop_size=16, scale_range=(16, 16))
+    tf = T.ClipTransform(IMAGENET_MEAN, IMAGENET_STD, crop_size=16, scale_range=(16, 16))
     a = tf.train(frames, flip=False, generator=torch.Generator().manual_seed(1))
     b = tf.train(frames, flip=True, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.flip(-1), b)

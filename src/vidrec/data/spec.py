@@ -144,19 +144,42 @@ class Location:
 
 
 # ------------------------------------------------------------------ the resolved spec
-def _typed(node: Any, schema: type) -> Any:
-    """``node`` (a mapping or a DictConfig) merged onto ``schema``: defaults filled, unknown keys rejected."""
+def unknown_keys(node: Any, schema: type, prefix: str) -> list[str]:
+    """Keys of ``node`` (nested mappings) that ``schema`` (nested dataclasses) does not have, each with the
+    closest valid keys: ``dataset.rot (did you mean root?)``."""
+    import difflib
+    import typing
+
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    found = []
+    for key, value in (node or {}).items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=3, cutoff=0.5)
+            found.append(f"{prefix}.{key}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+            continue
+        inner = hints[key]
+        inner = next((a for a in typing.get_args(inner) if dataclasses.is_dataclass(a)), inner)
+        if dataclasses.is_dataclass(inner) and hasattr(value, "items"):
+            found += unknown_keys(value, inner, f"{prefix}.{key}")
+    return found
+
+
+def _typed(node: Any, schema: type, prefix: str) -> Any:
+    """``node`` (a mapping or a DictConfig) merged onto ``schema``: defaults filled, unknown keys and wrong types
+    refused with the key's name."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    unknown = unknown_keys(node, schema, prefix)
+    if unknown:
+        raise ConfigError(f"unknown key {', '.join(unknown)}; the valid keys and their defaults are those of "
+                          f"{schema.__name__} in vidrec/data/spec.py")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), node or {})
-        return OmegaConf.to_object(merged)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node or {}))
     except OmegaConfBaseException as exc:
-        prefix = "dataset" if schema is DatasetConfig else "data"
         key = f"{prefix}.{exc.full_key}" if getattr(exc, "full_key", None) else prefix
-        raise ConfigError(f"{key}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0]
-                          + f"; valid keys are those of {schema.__name__} in vidrec/data/spec.py") from None
+        raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
 
 
 @dataclass(frozen=True)
@@ -169,7 +192,7 @@ class DataSpec:
     @classmethod
     def from_config(cls, dataset: Any, data: Any = None) -> DataSpec:
         """Resolve ``dataset`` / ``data`` (mappings or DictConfigs); raises :class:`ConfigError` on a bad key or value."""
-        spec = cls(_typed(dataset, DatasetConfig), _typed(data, DataConfig))
+        spec = cls(_typed(dataset, DatasetConfig, "dataset"), _typed(data, DataConfig, "data"))
         spec.validate()
         return spec
 
