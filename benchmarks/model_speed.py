@@ -7,7 +7,7 @@ per-core cost; a shared machine makes wall time meaningless), 1 warm-up + ``--it
 Ratios are to fp32. The last line: R(2+1)D-18 forward+backward, bf16 + channels_last_3d vs fp32.
 
 Caution: on torch 2.13 CPU, bf16 conv3d weight gradients come out non-finite for some inputs (see
-README.md, "Performance"): bf16 speeds below are speeds, not a recommendation to train in bf16 on CPU.
+docs/performance.md): bf16 speeds below are speeds, not a recommendation to train in bf16 on CPU.
 
     python benchmarks/model_speed.py                     # quick: 4 models, 8x112x112, compile for r2plus1d_18
     python benchmarks/model_speed.py --all --default-input --compile-all   # the full table (hours on 2 cores)

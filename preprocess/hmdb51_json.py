@@ -1,4 +1,4 @@
-"""hmdb51_json.py annotation_dir: testTrainMulti_7030_splits → hmdb51_{1,2,3}.json (seed command; see preprocess/README.md)."""
+"""hmdb51_json.py annotation_dir: testTrainMulti_7030_splits → hmdb51_{1,2,3}.json (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""kinetics_json.py train_csv val_csv test_csv dst_json: crawler CSVs → annotation JSON (seed command; see preprocess/README.md)."""
+"""kinetics_json.py train_csv val_csv test_csv dst_json: crawler CSVs → annotation JSON (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

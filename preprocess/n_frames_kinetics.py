@@ -1,4 +1,4 @@
-"""n_frames_kinetics.py jpg_dir: write n_frames into every jpg_dir/<label>/<video_id>/ (seed command; see preprocess/README.md)."""
+"""n_frames_kinetics.py jpg_dir: write n_frames into every jpg_dir/<label>/<video_id>/ (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""n_frames_ucf101_hmdb51.py jpg_dir: write n_frames into every jpg_dir/<class>/<video>/ (seed command; see preprocess/README.md)."""
+"""n_frames_ucf101_hmdb51.py jpg_dir: write n_frames into every jpg_dir/<class>/<video>/ (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""something_json.py annotation_dir [--v2]: Something-Something label files → something_v{1,2}.json (seed command; see preprocess/README.md)."""
+"""something_json.py annotation_dir [--v2]: Something-Something label files → something_v{1,2}.json (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""ucf101_json.py annotation_dir: ucfTrainTestlist → ucf101_0{1,2,3}.json (seed command; see preprocess/README.md)."""
+"""ucf101_json.py annotation_dir: ucfTrainTestlist → ucf101_0{1,2,3}.json (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""video_jpg_kinetics.py video_dir jpg_dir [--csv CSV]: Kinetics videos → frame folders (seed command; see preprocess/README.md)."""
+"""video_jpg_kinetics.py video_dir jpg_dir [--csv CSV]: Kinetics videos → frame folders (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

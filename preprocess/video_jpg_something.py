@@ -1,4 +1,4 @@
-"""video_jpg_something.py origin_image_dir jpg_dir: Something-Something V1 frames → image_00001.jpg folders (seed command; see preprocess/README.md)."""
+"""video_jpg_something.py origin_image_dir jpg_dir: Something-Something V1 frames → image_00001.jpg folders (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

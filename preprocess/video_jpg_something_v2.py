@@ -1,4 +1,4 @@
-"""video_jpg_something_v2.py webm_dir jpg_dir: Something-Something V2 webm → frame folders (seed command; see preprocess/README.md)."""
+"""video_jpg_something_v2.py webm_dir jpg_dir: Something-Something V2 webm → frame folders (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""video_jpg_ucf101_hmdb51.py avi_dir jpg_dir: UCF101/HMDB51 class/video.avi → frame folders (seed command; see preprocess/README.md)."""
+"""video_jpg_ucf101_hmdb51.py avi_dir jpg_dir: UCF101/HMDB51 class/video.avi → frame folders (3D-ResNets-PyTorch command; see docs/datasets.md)."""
 
 import sys
 

@@ -143,13 +143,13 @@ def dataset_cfg(root, source, ext=".mp4", **extra):
     return cfg
 
 
-def data_module(dataset, data=None, seed=0):
-    """The VideoDataModule of a dataset config, normalised with ImageNet statistics."""
+def data_module(dataset, data=None, seed=0, mean=None, std=None):
+    """The VideoDataModule of a dataset config, normalised with ``mean``/``std`` (default: ImageNet's)."""
     from vidrec.data.datamodule import VideoDataModule
     from vidrec.data.spec import DataSpec
     from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
-    return VideoDataModule(DataSpec.from_config(dataset, data), IMAGENET_MEAN, IMAGENET_STD, seed=seed)
+    return VideoDataModule(DataSpec.from_config(dataset, data), mean or IMAGENET_MEAN, std or IMAGENET_STD, seed=seed)
 
 
 def one_error_line(proc) -> str:

@@ -86,3 +86,31 @@ def test_sharded_sampler_covers_every_index_once_per_epoch():
     b.set_epoch(1)
     assert [i for i, _ in a] != [i for i, _ in b]  # a new order each epoch
     assert list(a) == list(ShardedSampler(size, True, seed=5))  # and the same order for the same epoch
+
+
+def test_subset_path_format_trains(tmp_path):
+    """``dataset.path_format`` with ``{subset}``: the data check and training find ``<subset>/<label>/<id>.mp4``."""
+    import json
+
+    from conftest import read_json, run_entry
+    from vidrec.data.check import check_config, compose_train_config
+
+    root = make_dataset(tmp_path / "data", "video")
+    for vid, entry in json.loads((root / "annotation.json").read_text())["database"].items():
+        label = entry["annotations"]["label"]
+        (root / entry["subset"] / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f"{vid}.mp4").rename(root / entry["subset"] / label / f"{vid}.mp4")
+    overrides = ["dataset=ucf101", f"dataset.root={root}", f"dataset.annotation_path={root / 'annotation.json'}",
+                 "dataset.num_classes=3", "dataset.source=video", "dataset.video_ext=.mp4",
+                 "dataset.path_format='{subset}/{label}/{video_id}'"]
+    result = check_config(compose_train_config(overrides))
+    assert result["subsets"]["training"]["present"] == 3 and result["subsets"]["validation"]["present"] == 3
+    assert not result["problems"], result["problems"]
+    run = tmp_path / "run"
+    run_entry("train.py", *overrides, "model=tiny", "dataset.clip.frames=4", "dataset.num_workers=0",
+              "dataset.batch_size=2", "dataset.train.crop_size=32", "dataset.train.scale=[40,48]",
+              "dataset.test.scale=40", "dataset.test.crop_size=32", "dataset.test.num_clips=2", "dataset.test.num_crops=1",
+              "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+              f"hydra.run.dir={run}")
+    metrics = read_json(run / "metrics.json")
+    assert "test/top1" in metrics and not (run / "skipped_videos.csv").exists()

@@ -86,7 +86,7 @@ def load_annotation(path: str | os.PathLike) -> Annotation:
     if not path.is_file():
         raise AnnotationError(
             f"annotation file {path} does not exist; run the preprocessing command for this dataset "
-            "(see preprocess/README.md) or set dataset.annotation_path"
+            "(see docs/datasets.md) or set dataset.annotation_path"
         )
     try:
         text = path.read_text(encoding="utf-8")

@@ -156,7 +156,7 @@ def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
 def _pyav_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
     """PyAV read: seek to the keyframe before each wanted frame when the file allows exact numbering, else
     decode sequentially from the start (single-threaded: loader workers already use every core, and
-    FFmpeg's frame threads cost 10-25% more CPU per frame; see README.md, "Performance")."""
+    FFmpeg's frame threads cost 10-25% more CPU per frame; see docs/performance.md)."""
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.video or sequential_only(container, container.streams.video[0]):
@@ -201,7 +201,7 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
     ``backend`` is ``auto`` or ``pyav`` (PyAV seeking to keyframes, frames numbered as sequential decoding
     numbers them), or ``decord`` (decord alone). ``auto`` no longer tries decord first: on
     HMDB51's packed-B-frame AVIs decord returns the wrong frames for random access (off by one, or frame 0
-    for frame 20), and it is slower on every file measured (benchmarks/train_clips.py, README.md, "Performance").
+    for frame 20), and it is slower on every file measured (benchmarks/train_clips.py, docs/performance.md).
     """
     path = Path(path)
     idx = [int(i) for i in (indices.flatten().tolist() if isinstance(indices, torch.Tensor) else indices)]

@@ -3,7 +3,7 @@
 Frames stay uint8 until the last step: ``ClipTransform`` resizes uint8 clips with PyTorch's SIMD uint8
 kernel (the same bilinear/antialias filter as the float path, within one intensity level of it: it rounds
 to integers), crops and flips in uint8, and only ``normalize`` makes float, writing the ``(C, T, H, W)``
-layout in the same pass (README.md, "Performance": ~5× faster than resizing in float). Time is the batch
+layout in the same pass (docs/performance.md: ~5× faster than resizing in float). Time is the batch
 dimension of every op. Spatial test crops follow design.md §3: resize the short side, then 1 (centre) or 3
 (start, centre, end of the long side).
 """

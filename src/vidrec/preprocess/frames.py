@@ -108,7 +108,7 @@ def _video_frames(path: Path, segment: tuple[float, float] | None, opts: Options
             target = target or scaled_size(frame.width, frame.height, opts.size)
             if target == (frame.width, frame.height):
                 rgb = reformatter.reformat(frame, format="rgb24")
-            else:  # bicubic: ffmpeg's default scaler, which the seed used
+            else:  # bicubic: ffmpeg's default scaler, which 3D-ResNets-PyTorch used
                 rgb = reformatter.reformat(frame, format="rgb24", width=target[0], height=target[1],
                                            interpolation="BICUBIC")
             yield Image.fromarray(rgb.to_ndarray())

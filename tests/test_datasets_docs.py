@@ -1,7 +1,7 @@
 """Every dataset config end to end, from frames and from videos.
 
 For each dataset a miniature official download (tests/official_layouts.py) is laid out under one data folder as
-preprocess/README.md says, one of its training videos is broken, and the README's own command blocks run as
+docs/datasets.md says, one of its training videos is broken, and the README's own command blocks run as
 subprocesses: the frames walkthrough (extraction, n_frames, JSON, data check) and the videos walkthrough
 (JSON without frame folders, data check). Then the real ``dataset=<name>`` config, composed from
 configs/train.yaml with ``paths.data_dir=<tmp>`` and tiny overrides, runs one training step and a test pass
@@ -28,7 +28,7 @@ from conftest import REPO, read_json, run_entry
 from vidrec.data.annotations import load_annotation
 from vidrec.data.check import check_config, compose_train_config
 
-README = REPO / "preprocess" / "README.md"
+README = REPO / "docs" / "datasets.md"
 DATASETS = ("kinetics", "ucf101", "hmdb51", "something_v1", "something_v2")
 SECTIONS = {"kinetics": "## Kinetics", "ucf101": "## UCF101", "hmdb51": "## HMDB51",
             "something_v1": "## Something-Something V1", "something_v2": "## Something-Something V2"}

@@ -77,7 +77,7 @@ def test_the_cut_run_stopped_after_two_epochs(runs):
 
 
 @pytest.mark.parametrize("resumed", ["cut", "moved"])
-def test_resumed_checkpoint_equals_the_unbroken_one(runs, resumed):
+def test_run_resumed_checkpoint_equals_the_unbroken_one(runs, resumed):
     full, other = _ckpt(runs["full"]), _ckpt(runs[resumed])
     assert (full["epoch"], full["global_step"]) == (other["epoch"], other["global_step"]) == (3, 4 * STEPS_PER_EPOCH)
     assert set(full["state_dict"]) == set(other["state_dict"])
@@ -90,7 +90,7 @@ def test_resumed_checkpoint_equals_the_unbroken_one(runs, resumed):
 
 
 @pytest.mark.parametrize("resumed", ["cut", "moved"])
-def test_resumed_metrics_and_predictions_equal_the_unbroken_ones(runs, resumed):
+def test_run_resumed_metrics_and_predictions_equal_the_unbroken_ones(runs, resumed):
     full, other = read_json(runs["full"] / "metrics.json"), read_json(runs[resumed] / "metrics.json")
     for key in ("val/top1", "val/top5", "val/loss", "train/loss", "train/top1", "test/top1", "test/top5",
                 "test/mean_class_acc"):
@@ -98,14 +98,14 @@ def test_resumed_metrics_and_predictions_equal_the_unbroken_ones(runs, resumed):
     assert (runs["full"] / "predictions.csv").read_text() == (runs[resumed] / "predictions.csv").read_text()
 
 
-def test_resume_in_place_keeps_one_set_of_checkpoints(runs):
+def test_run_resume_in_place_keeps_one_set_of_checkpoints(runs):
     names = sorted(p.name for p in (runs["cut"] / "checkpoints").glob("*.ckpt"))
     assert names[-5:] == ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt", "epoch003.ckpt", "last.ckpt"]
     assert not [n for n in names if "-v" in n]  # no epoch001-v1.ckpt: nothing was trained twice
     assert len([n for n in names if n.startswith("best-")]) == 1
 
 
-def test_resume_into_a_new_run_dir_tests_the_overall_best(runs):
+def test_run_resume_into_a_new_run_dir_tests_the_overall_best(runs):
     """The best checkpoint may be one written before the cut, in the old run dir: the test must use it."""
     full, moved = read_json(runs["full"] / "results.json"), read_json(runs["moved"] / "results.json")
     assert (full["checkpoint"].rsplit("/", 1)[-1]) == (moved["checkpoint"].rsplit("/", 1)[-1])

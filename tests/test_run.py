@@ -4,7 +4,7 @@ import csv
 
 import torch
 
-from conftest import TINY, assert_same_predictions, read_json, run_entry
+from conftest import REPO, TINY, assert_same_predictions, read_json, run_entry
 
 
 def test_train_writes_the_run_dir(trained):
@@ -43,6 +43,29 @@ def test_eval_reproduces_train_test_results(trained, tmp_path):
     assert read_json(tmp_path / "metrics.json")["_levels"]["test"].startswith("video-level")
 
 
+def test_eval_reads_its_checkpoint_once(trained, tmp_path, monkeypatch):
+    """eval.py builds, checks and loads the network from one read of the checkpoint, then tests it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from vidrec.run import evaluate
+
+    run, _ = trained
+    best = next((run / "checkpoints").glob("best-epoch*.ckpt"))
+    reads, real_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: reads.append(str(f)) or real_load(f, *a, **k))
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("eval", overrides=[f"ckpt_path={best}", "trainer.enable_progress_bar=false"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        del cfg["hydra"]
+    results = evaluate(cfg)
+    assert reads == [str(best)]
+    assert results["top1"] == read_json(run / "results.json")["top1"]
+
+
 def test_checkpoint_stores_the_class_names(trained):
     run, _ = trained
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -50,8 +73,8 @@ def test_checkpoint_stores_the_class_names(trained):
 
 
 def test_eval_with_a_dataset_preset_matches_train(trained, data_dir, tmp_path):
-    """`dataset=synthetic` (a preset that also picks a model and optimizer) composes in eval.py; with the
-    training overrides it selects the same videos and gives the numbers of train.py's test stage."""
+    """`dataset=synthetic` composes in eval.py; with the training overrides it selects the same videos and gives
+    the numbers of train.py's test stage."""
     run, _ = trained
     best = next((run / "checkpoints").glob("best-epoch*.ckpt"))
     run_entry("eval.py", f"ckpt_path={best}", f"hydra.run.dir={tmp_path}", "dataset=synthetic", *TINY,

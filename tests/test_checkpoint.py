@@ -70,7 +70,7 @@ def test_eval_of_a_truncated_checkpoint_is_one_line(good_ckpt, tmp_path):
     assert str(good_ckpt) in line and "truncated or corrupt" in line
 
 
-def test_resume_from_a_truncated_checkpoint_is_one_line(good_ckpt, tmp_path, data_dir):
+def test_run_resume_from_a_truncated_checkpoint_is_one_line(good_ckpt, tmp_path, data_dir):
     good_ckpt.write_bytes(CORRUPT["truncated"](good_ckpt.read_bytes()))
     line = one_error_line(run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}",
                                     f"ckpt_path={good_ckpt}", check=False))
