@@ -1,7 +1,8 @@
 """Frame decoding for video files (decord, PyAV fallback) and frame folders (``image_00001.jpg``...).
 
 ``read_frames(path, indices)`` returns a uint8 tensor ``(T, H, W, 3)`` in RGB for any indices (0-based, any
-order, repeats allowed). Every failure is a :class:`~vidrec.errors.DecodeError` whose message names the file.
+order, repeats allowed), upright as players show it: the display-matrix rotation phones write is applied.
+Every failure is a :class:`~vidrec.errors.DecodeError` whose message names the file.
 Video containers sometimes claim more frames than they hold (HMDB51 AVIs claim one extra): indices past the
 frames that really decode loop back modulo the real count, so a header that lies never crashes a read. A header
 claiming more than a small excess (:func:`is_truncated`) marks a truncated file: the first read that finds it
@@ -213,7 +214,7 @@ def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
     stat = path.stat()
     _note_count(path, _header_frames(str(path), stat.st_size, stat.st_mtime_ns), n)
     unique = sorted({i % n for i in indices})
-    batch = reader.get_batch(unique).asnumpy()
+    batch = reader.get_batch(unique).asnumpy()  # decord 0.6 applies the display rotation itself (tested)
     pos = {i: k for k, i in enumerate(unique)}
     return torch.from_numpy(batch[[pos[i % n] for i in indices]])
 

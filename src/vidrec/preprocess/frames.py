@@ -27,6 +27,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from vidrec.data.layout import FRAME_TEMPLATE, N_FRAMES_FILE
+from vidrec.data.video_seek import upright
 from vidrec.errors import DecodeError
 
 PARTIAL_SUFFIX = ".partial"
@@ -141,13 +142,13 @@ def _video_frames(path: Path, job: Job, opts: Options, decision: list[str]) -> I
                     continue
                 if t >= window[1] - 1e-6:
                     break
-            target = target or scaled_size(frame.width, frame.height, opts.size)
+            target = target or scaled_size(frame.width, frame.height, opts.size)  # the short side: rotation keeps it
             if target == (frame.width, frame.height):
                 rgb = reformatter.reformat(frame, format="rgb24")
             else:  # bicubic: ffmpeg's default scaler, which the seed used
                 rgb = reformatter.reformat(frame, format="rgb24", width=target[0], height=target[1],
                                            interpolation="BICUBIC")
-            yield Image.fromarray(rgb.to_ndarray())
+            yield Image.fromarray(upright(rgb.to_ndarray(), frame.rotation))  # as players show it (phone videos)
         if window is None and decoded < TRUNCATED_FRACTION * stream.frames - 2:
             raise DecodeError(f"{path}: only {decoded} of the {stream.frames} frames its header announces decode; "
                               "the file looks truncated: download it again")
