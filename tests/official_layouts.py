@@ -129,6 +129,30 @@ def make_kinetics(tmp: Path) -> dict[str, Any]:
             "labels": ["abseiling", "air drumming"], "expected": expected}
 
 
+def make_kinetics_real_lengths(tmp: Path) -> dict[str, Any]:
+    """Kinetics files of the lengths public copies really have, all named ``<yid>_<start>_<end>.mp4``: trimmed
+    clips of 11.08 s (segment [121, 131): the file ends before its segment starts), 10.0 s and 9.5 s, and a
+    140 s untrimmed video (2 fps, 64x48) under a trimmed name, whose segment [121, 131) is frames 242-261.
+
+    ``expected`` as :func:`make_kinetics`, plus ``rule`` (the decision :func:`segment_decision` must give).
+    """
+    videos = tmp / "kinetics_real" / "videos"
+    rows = [  # (label, youtube_id, start, end, frames, fps, expected n_frames, first index, rule)
+        ("abseiling", "k11s080msAa", 121, 131, 277, 25, 277, 0, "trimmed: shorter than the segment's start"),
+        ("abseiling", "k10s000msBb", 5, 15, 250, 25, 250, 0, "trimmed: about the segment's length"),
+        ("air drumming", "k09s500msCc", 0, 10, 95, 10, 95, 0, "trimmed: about the segment's length"),
+        ("air drumming", "k140sWholeD", 121, 131, 280, 2, 20, 242,
+         "untrimmed: longer than the segment and reaching its start"),
+    ]
+    expected = {}
+    for label, yid, start, end, frames, fps, n_frames, first, rule in rows:
+        video_id = f"{yid}_{start:06d}_{end:06d}"
+        write_video(videos / label / f"{video_id}.mp4", frames, 64, 48, fps=fps)
+        expected[video_id] = {"label": label, "n_frames": n_frames, "first_index": first, "rule": rule,
+                              "segment": (start, end), "frames": frames, "fps": fps}
+    return {"videos": videos, "expected": expected}
+
+
 UCF_CLASSES = [("ApplyEyeMakeup", "ApplyEyeMakeup"), ("Archery", "Archery"), ("HandstandPushups", "HandStandPushups")]
 UCF_TEST_GROUP = {1: "g01", 2: "g08", 3: "g15"}  # the group each split tests on (official: g01-07, g08-14, g15-21)
 

@@ -9,6 +9,7 @@ import os
 import pickle
 import resource
 import signal
+import stat
 import traceback
 
 import numpy as np
@@ -187,3 +188,18 @@ def test_refused_write_keeps_the_previous_annotation_and_results(tmp_path):
     assert (ann.read_bytes(), results.read_bytes()) == before
     assert load_annotation(ann).entries[0].video_id == "v0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotation.json", "results.json"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path, umask, mode):
+    """mkstemp creates 0600; annotation JSON, results and checkpoints must follow the umask as a log file does."""
+    old = os.umask(umask)
+    try:
+        write_annotation(tmp_path / "annotation.json", ["a"], {"v0": make_entry("training", "a", 10)})
+        atomic_write_json(tmp_path / "results.json", {"top1": 0.5})
+        AtomicCheckpointIO().save_checkpoint(lightning_like(), tmp_path / "checkpoints" / "last.ckpt")
+        (tmp_path / "train.log").write_text("a plain write\n")
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*") if p.is_file()}
+    assert modes == dict.fromkeys(["annotation.json", "results.json", "checkpoints/last.ckpt", "train.log"], mode)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 
 import av
@@ -26,8 +27,9 @@ from conftest import (
     run_entry,
 )
 from vidrec.data.annotations import make_entry, write_annotation
-from vidrec.data.decoding import frame_path, read_frames
-from vidrec.data.sampling import val_clip_indices
+from vidrec.data.check import check_dataset, format_report
+from vidrec.data.decoding import count_frames, frame_path, read_frames, truncated_frame_count
+from vidrec.data.sampling import test_clip_indices, train_clip_indices, val_clip_indices
 from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic, write_video
 
 CLIP = (4, 2)  # dataset_cfg's clip: 4 frames every 2nd (span 7); crops 32 px
@@ -148,6 +150,51 @@ def test_header_overcount_avi_reads_its_last_claimed_frame(tmp_path, shared_clip
     for name, info in lying.items():  # the index past the real frames loops back to frame 0
         last, first = read_frames(shared_clips / name, [info["header_frames"] - 1, 0], backend="pyav")
         assert last.shape == (info["height"], info["width"], 3) and bool((last == first).all())
+
+
+def truncation_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "truncated" in r.getMessage()]
+
+
+def test_truncated_avi_samples_from_the_frames_that_decode(tmp_path, shared_clips, caplog):
+    """A real UCF101 AVI cut to half its bytes: its header claims 240 frames, 121 decode. Clips are sampled from
+    the 121 (not looped over 240), one warning names the file and both counts, the data check reports it."""
+    whole = shared_clips / "v_SoccerJuggling_g23_c01.avi"
+    dm = single_video(tmp_path, lambda p: p.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2]), None, ext=".avi")
+    cut = tmp_path / "x" / "vid.avi"
+    train, val, test = (dm.datasets[m] for m in ("train", "val", "test"))
+    assert train.num_frames(0) == 240  # the header's claim, before any read
+    with caplog.at_level(logging.WARNING, logger="vidrec.data.decoding"):
+        first = train[(0, 7)]  # this read finds the truncation: the clip is sampled again over the real count
+        again = train[(0, 7)]  # the count is known now: the same draws give the same clip
+        items = [val[0], val[0], test[0]]
+    assert first["ok"] and torch.equal(first["video"], again["video"]) and all(it["ok"] for it in items)
+    (warning,) = truncation_warnings(caplog)
+    assert str(cut) in warning and "claims 240 frames but only 121 decode" in warning
+    assert truncated_frame_count(cut) == 121 and val.num_frames(0) == 121
+    generator = torch.Generator().manual_seed(3)
+    assert torch.equal(train.indices(0, generator), train_clip_indices(121, *CLIP, torch.Generator().manual_seed(3)))
+    assert torch.equal(test.indices(0, generator), test_clip_indices(121, *CLIP, test.clip.num_clips))
+    centre = val_clip_indices(121, *CLIP)  # 57, 59, 61, 63; over the claimed 240 it would be 116 ... 122 (122 ≡ 1)
+    assert torch.equal(items[0]["video"], val.transform.eval(read_frames(cut, centre), num_crops=1)[0])
+    assert torch.equal(read_frames(cut, [0, 60, 119]), read_frames(whole, [0, 60, 119]))  # frame 120 is cut mid-packet
+    assert count_frames(cut) == 121
+
+    hmdb = json.loads((shared_clips / "MANIFEST.json").read_text())
+    name = next(n for n, i in hmdb.items() if not n.startswith("_") and i["header_frames"] == i["decoded_frames_pyav"] + 1)
+    (tmp_path / "x" / "hmdb.avi").symlink_to(shared_clips / name)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vidrec.data.decoding"):  # one frame too many is no truncation
+        read_frames(tmp_path / "x" / "hmdb.avi", [hmdb[name]["header_frames"] - 1])
+    assert truncation_warnings(caplog) == [] and truncated_frame_count(tmp_path / "x" / "hmdb.avi") is None
+
+    write_annotation(tmp_path / "check.json", ["x"], {v: make_entry("validation", "x") for v in ("vid", "hmdb")})
+    result = check_dataset(tmp_path / "check.json", tmp_path, "video", video_ext=".avi", count_frames=True)
+    stats = result["subsets"]["validation"]
+    assert (stats["truncated"], stats["truncated_examples"], stats["unreadable"]) == (1, ["x/vid.avi (header 240 frames, 121 stored)"], 0)
+    assert result["complete"] is False
+    assert "1 videos truncated" in format_report(result) and "x/vid.avi (header 240 frames, 121 stored)" in format_report(result)
+    assert check_dataset(tmp_path / "check.json", tmp_path, "video", video_ext=".avi")["complete"] is True  # not asked
 
 
 ODD_FRAMES = {

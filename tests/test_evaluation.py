@@ -13,8 +13,8 @@ from conftest import moving_bar_frames, read_json
 from vidrec.data import dataset as dataset_module
 from vidrec.data.annotations import VideoEntry
 from vidrec.data.dataset import VideoDataset
-from vidrec.data.spec import ClipConfig, Location
 from vidrec.data.sampling import test_clip_indices
+from vidrec.data.spec import ClipConfig, Location
 from vidrec.data.synthetic import write_video
 from vidrec.data.transforms import ClipTransform
 from vidrec.evaluation import confusion_matrix, per_class_rows, plot_confusion, write_eval_outputs

@@ -14,12 +14,12 @@ from torch import nn
 from conftest import read_json, run_entry
 from vidrec.data.decoding import count_frames, read_frames
 from vidrec.data.sampling import test_clip_indices
+from vidrec.data.spec import DataSpec
 from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic
 from vidrec.data.transforms import ClipTransform
 from vidrec.export import FORMATS, export_model
-from vidrec.models import build_model, list_models
-from vidrec.data.spec import DataSpec
 from vidrec.inference import InferenceModel
+from vidrec.models import build_model, list_models
 
 SHAPE = (3, 4, 32, 32)  # small views keep the test fast; every registry model accepts them
 #: Models above ~45 M parameters: their part of the round trip is `slow` (it still runs in CI).

@@ -108,6 +108,50 @@ def test_kinetics_end_to_end_cuts_whole_videos(tmp_path):
     assert not (jpg / "air_drumming").exists()  # clips in an underscored class folder land under their CSV label
 
 
+def extracted_indices(folder: Path, n_frames: int) -> list[int]:
+    """Frame-index marks (mod 64) of the first and last extracted frames."""
+    return [layouts.frame_index(f) for f in read_frames(folder, [0, n_frames - 1]).numpy()]
+
+
+def test_kinetics_trimmed_or_untrimmed_is_judged_from_the_file(tmp_path):
+    kin = layouts.make_kinetics_real_lengths(tmp_path)
+    jpg = tmp_path / "jpg"
+    out = command("video_jpg_kinetics.py", kin["videos"], jpg, "--size", 0, "--workers", 1)
+    assert "extracted 4 videos" in out and "0 failed" in out
+    assert ("segments: 3 trimmed (kept whole), 1 untrimmed (cut to the segment); rules: 2 trimmed: about the "
+            "segment's length, 1 trimmed: shorter than the segment's start, 1 untrimmed: longer than the segment "
+            "and reaching its start") in out
+    for video_id, info in kin["expected"].items():
+        folder = jpg / info["label"] / video_id
+        assert nframes.read_n_frames(folder) == info["n_frames"], video_id
+        first, n = info["first_index"], info["n_frames"]
+        assert extracted_indices(folder, n) == [first % 64, (first + n - 1) % 64], video_id
+
+
+def test_kinetics_trimmed_and_untrimmed_can_be_forced(tmp_path):
+    kin = layouts.make_kinetics_real_lengths(tmp_path)
+    whole = tmp_path / "trimmed"
+    out = command("video_jpg_kinetics.py", kin["videos"], whole, "--size", 0, "--workers", 1, "--trimmed")
+    assert "segments: 4 trimmed (kept whole), 0 untrimmed (cut to the segment); rules: 4 trimmed: --trimmed" in out
+    assert nframes.read_n_frames(whole / "air drumming" / "k140sWholeD_000121_000131") == 280
+    cut = tmp_path / "untrimmed"
+    out = command("video_jpg_kinetics.py", kin["videos"], cut, "--size", 0, "--workers", 1, "--untrimmed")
+    assert "extracted 3 videos" in out and "1 failed" in out and "3 untrimmed (cut to the segment)" in out
+    assert nframes.read_n_frames(cut / "abseiling" / "k10s000msBb_000005_000015") == 125  # [5, 10) s at 25 fps
+    with open(cut / "failures.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["video"].endswith("k11s080msAa_000121_000131.mp4")
+    assert "no frame in the segment [121, 131) s of this 11.08 s file (untrimmed: --untrimmed)" in row["reason"]
+    assert "--trimmed" in row["reason"].split("(untrimmed: --untrimmed)")[1]
+
+
+@pytest.mark.parametrize(("duration", "segment", "cut"), [
+    (11.08, (121, 131), False), (10.0, (5, 15), False), (9.5, (0, 10), False), (12.4, (0, 10), False),
+    (140.0, (121, 131), True), (6.0, (3, 5), True), (30.0, (5, 15), True), (None, (0, 10), False)])
+def test_segment_decision_table(duration, segment, cut):
+    assert frames.segment_decision(duration, segment)[0] is cut
+
+
 def test_kinetics_json_options(tmp_path):
     kin = layouts.make_kinetics(tmp_path)
     dst = tmp_path / "k.json"

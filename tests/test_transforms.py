@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from vidrec.data import transforms as T
 from vidrec.errors import ConfigError
+from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 def position_clip(t=2, h=6, w=10):

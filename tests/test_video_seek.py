@@ -7,7 +7,6 @@ import torch
 from PIL import Image
 
 from conftest import moving_bar_frames
-from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from vidrec.data import jpeg
 from vidrec.data import transforms as T
 from vidrec.data.datamodule import available_cpus, loader_workers, pin_memory
@@ -15,6 +14,7 @@ from vidrec.data.decoding import read_frames
 from vidrec.data.synthetic import write_video
 from vidrec.data.video_seek import frame_table
 from vidrec.errors import ConfigError
+from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 def sequential_decode(path) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename into place."""
+"""Atomic file writes: write to a temporary file beside the target, then rename into place.
+
+The file gets the mode a plain ``open(path, "w")`` would give (0666 less the umask, e.g. 0644), not the 0600
+of ``tempfile.mkstemp``, so teammates and serving processes can read checkpoints, results and annotations.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,26 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``), else by
+    setting and restoring it under a lock."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        old = os.umask(0o077)  # restrictive while the real value is read back
+        os.umask(old)
+    return old
 
 
 @contextlib.contextmanager
@@ -22,6 +43,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryIO]
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, mode) as handle:
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 → the mode a plain write gets
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

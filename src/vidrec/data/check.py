@@ -13,7 +13,10 @@ annotation file against any folder.
 An entry's path is ``root / path_format`` (placeholders ``{label}`` — ``test`` for unlabelled entries —,
 ``{video_id}``, ``{subset}``); a frame folder counts as present when it holds ``image_00001.jpg``, a video
 when ``<path><video_ext>`` is a file. Frame folders whose ``n_frames`` disagrees with the entry's segment
-are counted as ``segment_mismatch``. Exit status: 0, or 1 when training would fail (or, with ``--strict``,
+are counted as ``segment_mismatch``. With ``--count-frames`` (video files) every present video is demuxed, not
+decoded, and one whose header claims more frames than it stores beyond the usual excess is counted as
+``truncated`` (:func:`vidrec.data.decoding.is_truncated`; one that cannot be read as ``unreadable``). Exit
+status: 0, or 1 when training would fail (or, with ``--strict``,
 when anything is missing), 2 on bad input.
 """
 
@@ -43,12 +46,26 @@ def _recorded_frames(folder: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _count(annotation: Annotation, location: Location) -> dict[str, Any]:
+def _frame_count_problem(video: Path, root: Path) -> tuple[str, str] | None:
+    """("truncated" | "unreadable", example) for a video whose header overcounts its stored frames, else None."""
+    from vidrec.data.decoding import is_truncated, stored_frames  # torch and PyAV: only when asked for
+
+    try:
+        claimed, stored = stored_frames(video)
+    except VidrecError as exc:
+        return "unreadable", f"{video.relative_to(root)} ({str(exc).replace(f'{video}: ', '')})"
+    if is_truncated(claimed, stored):
+        return "truncated", f"{video.relative_to(root)} (header {claimed} frames, {stored} stored)"
+    return None
+
+
+def _count(annotation: Annotation, location: Location, count_frames: bool = False) -> dict[str, Any]:
     subsets: dict[str, dict[str, Any]] = {}
     root = Path(location.root)
     for entry in annotation.entries:
         stats = subsets.setdefault(entry.subset, {"entries": 0, "present": 0, "missing": 0, "missing_examples": [],
-                                                  "segment_mismatch": 0, "classes": {}})
+                                                  "segment_mismatch": 0, "truncated": 0, "truncated_examples": [],
+                                                  "unreadable": 0, "unreadable_examples": [], "classes": {}})
         target = location.path(entry)
         stats["entries"] += 1
         cls = stats["classes"].setdefault(entry.label, {"entries": 0, "present": 0})
@@ -59,6 +76,11 @@ def _count(annotation: Annotation, location: Location) -> dict[str, Any]:
             if location.source == "frames" and entry.n_frames is not None:
                 recorded = _recorded_frames(target)
                 stats["segment_mismatch"] += recorded is not None and recorded != entry.n_frames
+            if location.source == "video" and count_frames and (problem := _frame_count_problem(target, root)):
+                kind, example = problem
+                stats[kind] += 1
+                if len(stats[f"{kind}_examples"]) < EXAMPLES:
+                    stats[f"{kind}_examples"].append(example)
         else:
             stats["missing"] += 1
             if len(stats["missing_examples"]) < EXAMPLES:
@@ -67,25 +89,29 @@ def _count(annotation: Annotation, location: Location) -> dict[str, Any]:
 
 
 def check_dataset(annotation_path: str | os.PathLike, root: str | os.PathLike, source: str = "frames",
-                  path_format: str = DEFAULT_PATH_FORMAT, video_ext: str = ".mp4") -> dict[str, Any]:
+                  path_format: str = DEFAULT_PATH_FORMAT, video_ext: str = ".mp4",
+                  count_frames: bool = False) -> dict[str, Any]:
     """Count, per subset, the entries of an annotation file whose data is under ``root``.
 
     Returns ``{"annotation", "root", "source", "path_format", "num_labels", "complete", "subsets": {name:
-    {"entries", "present", "missing", "missing_examples", "segment_mismatch", "classes": {label: {"entries",
-    "present"}}}}}``; subsets without entries are left out. Bad input raises a :class:`VidrecError`.
+    {"entries", "present", "missing", "missing_examples", "segment_mismatch", "truncated", "truncated_examples",
+    "unreadable", "unreadable_examples", "classes": {label: {"entries", "present"}}}}}``; subsets without entries
+    are left out; ``truncated``/``unreadable`` are counted with ``count_frames`` (video files only). Bad input
+    raises a :class:`VidrecError`.
     """
     if source not in SOURCES:
         raise ConfigError(f"source {source!r}: use 'frames' (extracted frame folders) or 'video' (video files)")
     if not Path(root).is_dir():
         raise DataError(f"{root}: data root does not exist; pass the folder holding the frame folders or videos")
-    return _check(load_annotation(annotation_path), Location(str(root), source, path_format, video_ext))
+    return _check(load_annotation(annotation_path), Location(str(root), source, path_format, video_ext), count_frames)
 
 
-def _check(annotation: Annotation, location: Location) -> dict[str, Any]:
-    subsets = _count(annotation, location)
+def _check(annotation: Annotation, location: Location, count_frames: bool = False) -> dict[str, Any]:
+    subsets = _count(annotation, location, count_frames)
     return {"annotation": str(annotation.path), "root": location.root, "source": location.source,
             "path_format": location.path_format, "num_labels": annotation.num_classes, "subsets": subsets,
-            "complete": all(s["missing"] == 0 and s["segment_mismatch"] == 0 for s in subsets.values())}
+            "complete": all(s["missing"] == s["segment_mismatch"] == s["truncated"] == s["unreadable"] == 0
+                            for s in subsets.values())}
 
 
 # ---------------------------------------------------------------- the training config
@@ -155,7 +181,7 @@ def _stage_problems(spec: DataSpec, result: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_config(cfg: Any) -> dict[str, Any]:
+def check_config(cfg: Any, count_frames: bool = False) -> dict[str, Any]:
     """:func:`check_dataset` for the ``dataset`` of a composed training config, plus the problems that would
     stop training (``problems``) and the subset each stage reads (``stages``)."""
     spec = DataSpec.from_config(_resolved(cfg, "dataset"), _resolved(cfg, "data")).with_synthetic_data()
@@ -164,7 +190,7 @@ def check_config(cfg: Any) -> dict[str, Any]:
     if not Path(location.root).is_dir():
         raise DataError(f"dataset.root={location.root} (dataset.source={location.source}) does not exist; put the data "
                         f"there (see docs/datasets.md), set paths.data_dir or dataset.dirs.{location.source}")
-    result = _check(annotation, location)
+    result = _check(annotation, location, count_frames)
     result.update(dataset=spec.dataset.name, num_classes=spec.dataset.num_classes,
                   stages={stage: spec.subset(stage) for stage in STAGES},
                   problems=spec.annotation_problems(annotation) + _stage_problems(spec, result))
@@ -194,6 +220,11 @@ def format_report(result: dict[str, Any], classes: bool = False) -> str:
             line += f"; {len(empty)} classes with no video present (e.g. {', '.join(empty[:EXAMPLES])})"
         if stats["segment_mismatch"]:
             line += f"; {stats['segment_mismatch']} frame folders disagree with their segment (rebuild the JSON with --jpg-dir)"
+        if stats.get("truncated"):
+            line += (f"; {stats['truncated']} videos truncated, their header claims more frames than they hold (e.g. "
+                     f"{', '.join(stats['truncated_examples'])}): training samples the frames present; download them again")
+        if stats.get("unreadable"):
+            line += f"; {stats['unreadable']} videos unreadable (e.g. {', '.join(stats['unreadable_examples'])})"
         lines.append(line)
         if classes:
             lines += [f"      {label}: {v['present']}/{v['entries']}" for label, v in sorted(labelled.items())]
@@ -213,6 +244,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-ext", default=".mp4", help="video file extension with --source video")
     parser.add_argument("--path-format", default=DEFAULT_PATH_FORMAT,
                         help="entry path under root; {video_id} for Something-Something")
+    parser.add_argument("--count-frames", action="store_true",
+                        help="video files: demux every present video (no decoding; reads each file) and report the "
+                             "truncated ones, whose header claims more frames than they hold")
     parser.add_argument("--config-dir", help="the configs/ folder of your checkout (default: ./configs)")
     parser.add_argument("--classes", action="store_true", help="also list present/entries per class")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -222,11 +256,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.annotation is None and args.root is None:
-        return check_config(compose_train_config(args.overrides, configs=args.config_dir))
+        return check_config(compose_train_config(args.overrides, configs=args.config_dir), args.count_frames)
     if args.annotation is None or args.root is None or args.overrides:
         raise ConfigError("--annotation and --root go together and take no config overrides; or give only "
                           "overrides (dataset=ucf101 paths.data_dir=...) to check a training config")
-    return check_dataset(args.annotation, args.root, args.source, args.path_format, args.video_ext)
+    return check_dataset(args.annotation, args.root, args.source, args.path_format, args.video_ext, args.count_frames)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from vidrec.data import sampling
 from vidrec.data.annotations import VideoEntry
-from vidrec.data.decoding import count_frames, read_frames
+from vidrec.data.decoding import count_frames, read_frames, truncated_frame_count
 from vidrec.data.spec import ClipConfig, Location
 from vidrec.data.transforms import ClipTransform
 from vidrec.errors import DecodeError, VidrecError
@@ -53,14 +53,17 @@ class VideoDataset(Dataset):
         return self.location.path(self.entries[index])
 
     def num_frames(self, index: int) -> int:
-        entry = self.entries[index]
-        if entry.n_frames:
-            return entry.n_frames
-        return count_frames(self.path(index), exact=False)
+        """The entry's ``n_frames``, else the header's count; for a video that a read found truncated, the frames
+        that decode (:func:`~vidrec.data.decoding.truncated_frame_count`)."""
+        entry, path = self.entries[index], self.path(index)
+        n = entry.n_frames or count_frames(path, exact=False)
+        decoded = truncated_frame_count(path)
+        return min(n, decoded) if decoded else n
 
-    def indices(self, index: int, generator: torch.Generator) -> torch.Tensor:
-        """Frame indices of the item: ``[T]`` for train/val, ``[K, T]`` for test."""
-        n, c = self.num_frames(index), self.clip
+    def indices(self, index: int, generator: torch.Generator, n: int | None = None) -> torch.Tensor:
+        """Frame indices of the item (over ``n`` frames, default :meth:`num_frames`): ``[T]`` for train/val,
+        ``[K, T]`` for test."""
+        n, c = n or self.num_frames(index), self.clip
         if self.mode == "train":
             return sampling.train_clip_indices(n, c.frames, c.sample_rate, generator)
         if self.mode == "val":
@@ -69,9 +72,15 @@ class VideoDataset(Dataset):
 
     def load(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, int]:
         """Decode and transform one item; raises :class:`DecodeError` when the video is unreadable."""
-        entry = self.entries[index]
-        idx = self.indices(index, generator)
-        frames = read_frames(self.path(index), idx, backend=self.decoder)
+        entry, path = self.entries[index], self.path(index)
+        state, n = generator.get_state(), self.num_frames(index)
+        idx = self.indices(index, generator, n)
+        frames = read_frames(path, idx, backend=self.decoder)
+        decoded = truncated_frame_count(path)
+        if decoded and decoded < n:  # this read found the video truncated: sample again from the frames that decode
+            generator.set_state(state)  # the same draws as when the count is known beforehand
+            idx = self.indices(index, generator, decoded)
+            frames = read_frames(path, idx, backend=self.decoder)
         label = entry.label_index
         if self.mode == "train":
             flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)

@@ -1,9 +1,13 @@
 """Frame decoding for video files (decord, PyAV fallback) and frame folders (``image_00001.jpg``...).
 
 ``read_frames(path, indices)`` returns a uint8 tensor ``(T, H, W, 3)`` in RGB for any indices (0-based, any
-order, repeats allowed). Every failure is a :class:`~vidrec.errors.DecodeError` whose message names the file.
+order, repeats allowed), upright as players show it: the display-matrix rotation phones write is applied.
+Every failure is a :class:`~vidrec.errors.DecodeError` whose message names the file.
 Video containers sometimes claim more frames than they hold (HMDB51 AVIs claim one extra): indices past the
-frames that really decode loop back modulo the real count, so a header that lies never crashes a read.
+frames that really decode loop back modulo the real count, so a header that lies never crashes a read. A header
+claiming more than a small excess (:func:`is_truncated`) marks a truncated file: the first read that finds it
+logs one warning per file and process, and :func:`truncated_frame_count` then gives the frames that decode, so
+the dataset samples from those instead of looping over the header's count.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from vidrec.data.layout import FRAME_PATTERN, FRAME_TEMPLATE, VIDEO_EXTENSIONS  
 from vidrec.errors import DecodeError
 
 log = logging.getLogger(__name__)
+
+#: A video header may claim a few frames more than decode: HMDB51's AVIs claim exactly one (1 of 49-84 frames, i.e.
+#: 1.2-2 %, on all four HMDB51 clips of ../shared/clips). More than max(2 frames, 1 % of the claim) is truncation.
+HEADER_EXCESS_FRAMES = 2
+HEADER_EXCESS_FRACTION = 0.01
 
 # PyAV must be loaded before decord: decord bundles its own FFmpeg libraries, and when they load first
 # PyAV's encoders misbehave (libvpx-vp9 refuses to open). Import decord only through this module.
@@ -107,6 +116,55 @@ def _read_image(folder: Path, i: int, out: np.ndarray | None = None) -> np.ndarr
         raise DecodeError(f"{file}: unreadable image ({exc}); re-run frame extraction for this video") from None
 
 
+def is_truncated(claimed: int, decoded: int) -> bool:
+    """True when a header claiming ``claimed`` frames, of which ``decoded`` decode, overcounts by more than the
+    usual excess (:data:`HEADER_EXCESS_FRAMES` or :data:`HEADER_EXCESS_FRACTION` of the claim, whichever is larger)."""
+    return claimed - decoded > max(HEADER_EXCESS_FRAMES, HEADER_EXCESS_FRACTION * claimed)
+
+
+_TRUNCATED: dict[tuple[str, int, int], int] = {}  # (path, size, mtime_ns) → frames that decode
+
+
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+def _note_count(path: Path, claimed: int, decoded: int) -> None:
+    """Remember a truncated video's real frame count; the first time per file, log one warning."""
+    key = _file_key(path)
+    if key is None or not is_truncated(claimed, decoded) or key in _TRUNCATED:
+        return
+    _TRUNCATED[key] = decoded
+    log.warning("%s: the header claims %d frames but only %d decode: the file is truncated; clips are sampled from "
+                "the %d frames that decode. Download the video again (python -m vidrec.data.check --count-frames "
+                "lists such files)", path, claimed, decoded, decoded)
+
+
+def truncated_frame_count(path: str | os.PathLike) -> int | None:
+    """The frames that decode in ``path`` when a read in this process found it truncated, else ``None``."""
+    key = _file_key(Path(path))
+    return _TRUNCATED.get(key) if key is not None else None
+
+
+def stored_frames(path: str | os.PathLike) -> tuple[int, int]:
+    """(frames the header claims, video packets stored in the file), by demuxing without decoding: a cheap count
+    of the frames present, for :func:`is_truncated`. Raises :class:`DecodeError` naming the file."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path}: the file has no video stream")
+            stream = container.streams.video[0]
+            return int(stream.frames), sum(1 for p in container.demux(stream) if p.size)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+
+
 def _stack(path: Path, frames: list[np.ndarray]) -> torch.Tensor:
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
@@ -139,6 +197,12 @@ def _decord_refusal_cached(path: str, size: int, mtime_ns: int) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
+def _header_frames(path: str, size: int, mtime_ns: int) -> int:
+    with av.open(path, metadata_errors="ignore") as container:
+        return int(container.streams.video[0].frames)
+
+
 def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
     refusal = _decord_refusal(path)
     if refusal:
@@ -147,8 +211,10 @@ def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
     n = len(reader)
     if n <= 0:
         raise DecodeError(f"{path}: no video frames")
+    stat = path.stat()
+    _note_count(path, _header_frames(str(path), stat.st_size, stat.st_mtime_ns), n)
     unique = sorted({i % n for i in indices})
-    batch = reader.get_batch(unique).asnumpy()
+    batch = reader.get_batch(unique).asnumpy()  # decord 0.6 applies the display rotation itself (tested)
     pos = {i: k for k, i in enumerate(unique)}
     return torch.from_numpy(batch[[pos[i % n] for i in indices]])
 
@@ -162,10 +228,12 @@ def _pyav_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
             if not container.streams.video or sequential_only(container, container.streams.video[0]):
                 return _pyav_read_sequential(path, indices, container)
             found = seek_frames(container, container.streams.video[0], indices)
+            claimed = container.streams.video[0].frames
     except av.FFmpegError:
         found = None  # the sequential read below reports the error if it is real
     if found is not None:
         seeked, n = found
+        _note_count(path, claimed, n)
         return _stack(path, [seeked[i % n] for i in indices])
     return _pyav_read_sequential(path, indices)
 
@@ -180,7 +248,7 @@ def _pyav_read_sequential(path: Path, indices: Sequence[int], opened: av.contain
         if not container.streams.video:
             raise DecodeError(f"{path}: the file has no video stream")
         stream = container.streams.video[0]
-        count = 0
+        claimed, count = stream.frames, 0
         for count, frame in enumerate(container.decode(stream), start=1):
             if count - 1 in wanted:
                 frames[count - 1] = rgb(frame, reformatter)
@@ -189,6 +257,8 @@ def _pyav_read_sequential(path: Path, indices: Sequence[int], opened: av.contain
     if count == 0:
         raise DecodeError(f"{path}: no decodable video frames")
     missing = sorted({i % count for i in wanted if i not in frames} - set(frames))
+    if len(frames) < len(wanted):  # the decode ran to the end: ``count`` is the real count
+        _note_count(path, claimed, count)
     if missing:  # the header claimed more frames than decode: loop back on the real count
         extra = _pyav_read_sequential(path, missing)
         frames.update({i: extra[k].numpy() for k, i in enumerate(missing)})
@@ -249,6 +319,7 @@ def count_frames(path: str | os.PathLike, exact: bool = True) -> int:
                 return int(stream.frames)
             stream.thread_type = "AUTO"
             count = sum(1 for _ in container.decode(stream))
+            _note_count(path, stream.frames, count)
     except DecodeError:
         raise
     except Exception as exc:

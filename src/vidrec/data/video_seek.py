@@ -64,9 +64,17 @@ def frame_table(container: av.container.InputContainer, stream: av.video.stream.
     return FrameTable(pts, sorted(position[p] for p in key_pts))
 
 
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """``image`` (H, W, C) turned as players show it: ``rotation`` is the display matrix's counter-clockwise angle
+    (PyAV's ``frame.rotation``; phone videos: ±90, 180), rounded to a multiple of 90°. Flips are not applied."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def rgb(frame: av.VideoFrame, reformatter: VideoReformatter) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a decoded frame; one reformatter per read reuses its scaler (2-3× faster)."""
-    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    """``(H, W, 3)`` uint8 RGB of a decoded frame, upright (:func:`upright`); one reformatter per read reuses its
+    scaler (2-3× faster)."""
+    return upright(reformatter.reformat(frame, format="rgb24").to_ndarray(), frame.rotation)
 
 
 def seek_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,

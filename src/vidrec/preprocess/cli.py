@@ -63,6 +63,8 @@ def run_extraction(jobs: Sequence[Job], args: argparse.Namespace) -> int:
     rate = report.frames / report.seconds if report.seconds > 0 else 0.0
     print(f"extracted {report.extracted} videos ({report.frames} frames, {rate:.0f} frames/s), "
           f"{report.skipped} already done, {len(report.failures)} failed")
+    if report.segment_rules:
+        print(report.segment_summary())
     if report.failures:
         print(f"failed videos and reasons: {failures_path}; fix or remove them and run again")
     return 0

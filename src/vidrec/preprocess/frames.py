@@ -20,17 +20,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from vidrec.data.layout import FRAME_TEMPLATE, N_FRAMES_FILE
+from vidrec.data.video_seek import upright
 from vidrec.errors import DecodeError
 
 PARTIAL_SUFFIX = ".partial"
-#: A clip longer than its CSV segment by more than this many seconds is a whole video: it gets cut.
-CUT_TOLERANCE_S = 1.0
+#: A file with a segment is a trimmed clip (kept whole) when it lasts at most the segment's length plus the
+#: larger of these; public Kinetics clips run over their 10 s (an 11.08 s ``..._000121_000131.mp4`` is real).
+TRIMMED_SLACK_S = 2.0
+TRIMMED_SLACK_FRACTION = 0.25
 #: A video that decodes fewer than this fraction of the frames its header announces is truncated (a failure);
 #: a frame or two less is normal (HMDB51 AVIs announce one frame too many).
 TRUNCATED_FRACTION = 0.9
@@ -41,13 +45,23 @@ _SOURCE_JPEG = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
 class Job:
     """One video to extract: ``source`` (video file or JPEG folder) → frame folder ``dest``.
 
-    ``segment`` (seconds, end exclusive) cuts the video when it is longer than the segment (Kinetics
-    whole YouTube videos); a video that already has about the segment's length is kept whole.
+    ``segment`` (seconds, end exclusive) is cut out of an untrimmed video (Kinetics whole YouTube videos);
+    ``trimmed`` says whether the file is already the segment (True: kept whole, False: cut), ``None``
+    judges it from the file's duration (:func:`segment_decision`).
     """
 
     source: Path
     dest: Path
     segment: tuple[float, float] | None = None
+    trimmed: bool | None = None
+
+
+class Extracted(NamedTuple):
+    """What :func:`extract` did: frames written, and for a job with a segment the decision that kept it whole
+    or cut it (``"trimmed: <rule>"`` / ``"untrimmed: <rule>"``, ``""`` without a segment)."""
+
+    frames: int
+    segment_rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,23 +87,46 @@ def partial_path(dest: Path) -> Path:
     return dest.parent / f".{dest.name}{PARTIAL_SUFFIX}"
 
 
-def _cut_window(container: av.container.InputContainer,
-                segment: tuple[float, float] | None) -> tuple[float, float] | None:
-    if segment is None or container.duration is None:
-        return None
-    duration = container.duration / av.time_base
+def segment_decision(duration: float | None, segment: tuple[float, float], trimmed: bool | None = None) -> tuple[bool, str]:
+    """(cut the segment out of the file?, the rule that decided), from the file's ``duration`` in seconds.
+
+    A file that ends before the segment starts cannot be the untrimmed video; one that lasts about the
+    segment's length (its length plus ``max(TRIMMED_SLACK_S, TRIMMED_SLACK_FRACTION × length)``) is the
+    trimmed clip; a longer one that reaches the segment's start is the untrimmed video. ``trimmed`` forces it.
+    """
+    if trimmed is not None:
+        return not trimmed, "trimmed: --trimmed" if trimmed else "untrimmed: --untrimmed"
+    if duration is None:
+        return False, "trimmed: duration unknown"
     start, end = segment
-    return (start, end) if duration > (end - start) + CUT_TOLERANCE_S else None
+    if duration <= start:
+        return False, "trimmed: shorter than the segment's start"
+    if duration <= (end - start) + max(TRIMMED_SLACK_S, TRIMMED_SLACK_FRACTION * (end - start)):
+        return False, "trimmed: about the segment's length"
+    return True, "untrimmed: longer than the segment and reaching its start"
 
 
-def _video_frames(path: Path, segment: tuple[float, float] | None, opts: Options) -> Iterator[Image.Image]:
+def _duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    if container.duration is not None:
+        return container.duration / av.time_base
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return float(stream.frames / stream.average_rate) if stream.frames and stream.average_rate else None
+
+
+def _video_frames(path: Path, job: Job, opts: Options, decision: list[str]) -> Iterator[Image.Image]:
+    """Frames of a video file, cut to the job's segment when the file is untrimmed (the rule goes to ``decision``)."""
     with av.open(str(path), metadata_errors="ignore") as container:
         if not container.streams.video:
             raise DecodeError(f"{path}: the file has no video stream")
         stream = container.streams.video[0]
         if opts.threads:
             stream.codec_context.thread_count = opts.threads
-        window = _cut_window(container, segment)
+        window, duration = None, _duration_s(container, stream)
+        if job.segment is not None:
+            cut, rule = segment_decision(duration, job.segment, job.trimmed)
+            decision.append(rule)
+            window = job.segment if cut else None
         offset = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         if window is not None and window[0] > 0:
             container.seek(int(Fraction(window[0] + offset).limit_denominator() / stream.time_base),
@@ -105,18 +142,20 @@ def _video_frames(path: Path, segment: tuple[float, float] | None, opts: Options
                     continue
                 if t >= window[1] - 1e-6:
                     break
-            target = target or scaled_size(frame.width, frame.height, opts.size)
+            target = target or scaled_size(frame.width, frame.height, opts.size)  # the short side: rotation keeps it
             if target == (frame.width, frame.height):
                 rgb = reformatter.reformat(frame, format="rgb24")
             else:  # bicubic: ffmpeg's default scaler, which 3D-ResNets-PyTorch used
                 rgb = reformatter.reformat(frame, format="rgb24", width=target[0], height=target[1],
                                            interpolation="BICUBIC")
-            yield Image.fromarray(rgb.to_ndarray())
+            yield Image.fromarray(upright(rgb.to_ndarray(), frame.rotation))  # as players show it (phone videos)
         if window is None and decoded < TRUNCATED_FRACTION * stream.frames - 2:
             raise DecodeError(f"{path}: only {decoded} of the {stream.frames} frames its header announces decode; "
                               "the file looks truncated: download it again")
     if window is not None and target is None:
-        raise DecodeError(f"{path}: no frame in the segment [{window[0]}, {window[1]}) s; check the CSV times")
+        length = f"{duration:.2f} s" if duration is not None else "unknown duration"
+        raise DecodeError(f"{path}: no frame in the segment [{window[0]:g}, {window[1]:g}) s of this {length} file "
+                          f"({decision[-1]}); check the CSV times, or pass --trimmed if the file is the clip itself")
 
 
 def source_jpegs(folder: Path) -> list[Path]:
@@ -155,19 +194,20 @@ def _write_frames(frames: Iterable[Image.Image | bytes], folder: Path, quality: 
     return count
 
 
-def extract(job: Job, opts: Options) -> int:
-    """Write the frames of ``job`` into ``job.dest`` (via a partial folder renamed at the end); return the count."""
+def extract(job: Job, opts: Options) -> Extracted:
+    """Write the frames of ``job`` into ``job.dest`` (via a partial folder renamed at the end)."""
     partial = partial_path(job.dest)
     if partial.exists():
         shutil.rmtree(partial)  # left by a killed run
     partial.mkdir(parents=True)
+    decision: list[str] = []
     try:
         if job.source.is_dir():
             frames: Iterable[Image.Image | bytes] = _folder_frames(job.source, opts)
         elif job.source.stat().st_size == 0:
             raise DecodeError(f"{job.source}: the file is empty (0 bytes); download it again or delete it")
         else:
-            frames = _video_frames(job.source, job.segment, opts)
+            frames = _video_frames(job.source, job, opts, decision)
         count = _write_frames(frames, partial, opts.quality)
         if count == 0:
             raise DecodeError(f"{job.source}: no decodable frames")
@@ -176,4 +216,4 @@ def extract(job: Job, opts: Options) -> int:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return count
+    return Extracted(count, decision[0] if decision else "")

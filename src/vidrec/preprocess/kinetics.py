@@ -1,6 +1,8 @@
 """Kinetics: crawler CSVs (``label,youtube_id,time_start,time_end,split[,is_cc]``; the test CSV has no label)
 and downloads named ``<youtube_id>_<start:06d>_<end:06d>.mp4`` (trimmed clips, in ``<label>/`` or ``test/``)
 or ``<youtube_id>.mp4`` (whole YouTube videos, cut to the CSV segment during extraction, needs ``--csv``).
+Whether a file is the trimmed clip or the untrimmed video is judged from its duration against the segment
+(:func:`vidrec.preprocess.frames.segment_decision`), not from its name; ``--trimmed``/``--untrimmed`` force it.
 
 The video id is ``{youtube_id}_{time_start:06d}_{time_end:06d}``, as the crawler names its files; frame folders
 go to ``jpg_dir/<label>/<video_id>/`` (``test/`` for unlabelled videos), the path the annotation JSON implies.
@@ -73,8 +75,12 @@ def _video_files(src: Path) -> list[Path]:
     return found
 
 
-def kinetics_jobs(src: Path, dst: Path, clips: Sequence[Clip]) -> tuple[list[Job], list[Path]]:
-    """Extraction jobs, plus the whole videos that no CSV row describes (extracted uncut)."""
+def kinetics_jobs(src: Path, dst: Path, clips: Sequence[Clip],
+                  trimmed: bool | None = None) -> tuple[list[Job], list[Path]]:
+    """Extraction jobs, plus the whole videos that no CSV row describes (extracted uncut).
+
+    ``trimmed`` (``None``: judged per file at extraction) says whether the files with a segment are trimmed clips.
+    """
     by_id = {clip.video_id: clip for clip in clips}
     by_youtube: dict[str, list[Clip]] = defaultdict(list)
     for clip in clips:
@@ -82,14 +88,14 @@ def kinetics_jobs(src: Path, dst: Path, clips: Sequence[Clip]) -> tuple[list[Job
     jobs, unknown = [], []
     for video in _video_files(src):
         folder = video.parent.name if video.parent != src else UNLABELLED_DIR
-        trimmed = _TRIMMED.match(video.stem)
-        if trimmed:  # the name carries the segment: cut only if the file is in fact the whole video
+        named = _TRIMMED.match(video.stem)
+        if named:  # the name carries the segment: cut only if the file is in fact the whole video
             clip = by_id.get(video.stem)
             label_dir = (clip.label or UNLABELLED_DIR) if clip else folder
-            segment = (float(trimmed.group("start")), float(trimmed.group("end")))
-            jobs.append(Job(video, dst / label_dir / video.stem, segment))
+            segment = (float(named.group("start")), float(named.group("end")))
+            jobs.append(Job(video, dst / label_dir / video.stem, segment, trimmed))
         elif video.stem in by_youtube:
-            jobs += [Job(video, dst / (c.label or UNLABELLED_DIR) / c.video_id, (float(c.start), float(c.end)))
+            jobs += [Job(video, dst / (c.label or UNLABELLED_DIR) / c.video_id, (float(c.start), float(c.end)), trimmed)
                      for c in by_youtube[video.stem]]
         else:
             unknown.append(video)
@@ -105,9 +111,15 @@ def extract_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, action="append", default=[],
                         help="crawler CSV(s) giving labels and segments (repeat for train/val/test); needed to cut "
                              "whole videos named <youtube_id>.mp4")
+    force = parser.add_mutually_exclusive_group()
+    force.add_argument("--trimmed", dest="trimmed", action="store_const", const=True, default=None,
+                       help="every file is already its segment's clip: never cut (default: judged per file from its "
+                            "duration against the segment)")
+    force.add_argument("--untrimmed", dest="trimmed", action="store_const", const=False,
+                       help="every file is the whole YouTube video: always cut to the segment")
     args = parser.parse_args(argv)
     clips = [c for path in args.csv for c in read_clips(path, "testing")]  # "testing": label column optional
-    jobs, unknown = kinetics_jobs(args.src, args.dst, clips)
+    jobs, unknown = kinetics_jobs(args.src, args.dst, clips, args.trimmed)
     if unknown:
         print(f"note: {len(unknown)} videos are not named <youtube_id>_<start>_<end> and no --csv row describes "
               f"them (e.g. {unknown[0].name}); they are extracted whole. Pass --csv to cut them to their segment.")

@@ -10,12 +10,13 @@ import csv
 import multiprocessing
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidrec.errors import DecodeError, VidrecError
-from vidrec.preprocess.frames import Job, Options, extract
+from vidrec.preprocess.frames import Extracted, Job, Options, extract
 
 
 @dataclass
@@ -28,6 +29,18 @@ class Report:
     frames: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    segment_rules: Counter[str] = field(default_factory=Counter)  # "trimmed: <rule>" → videos extracted so
+
+    def segment_summary(self) -> str:
+        """``segments: N trimmed (kept whole), M untrimmed (cut); rules: ...``, or ``""`` with no segment."""
+        if not self.segment_rules:
+            return ""
+        kinds = Counter({kind: 0 for kind in ("trimmed", "untrimmed")})
+        for rule, count in self.segment_rules.items():
+            kinds[rule.split(":")[0]] += count
+        rules = ", ".join(f"{count} {rule}" for rule, count in sorted(self.segment_rules.items()))
+        return (f"segments: {kinds['trimmed']} trimmed (kept whole), {kinds['untrimmed']} untrimmed (cut to the "
+                f"segment); rules: {rules}")
 
 
 def _reason(exc: BaseException, source: Path) -> str:
@@ -36,12 +49,12 @@ def _reason(exc: BaseException, source: Path) -> str:
     return text if isinstance(exc, VidrecError) else f"{type(exc).__name__}: {text}"
 
 
-def _work(item: tuple[Job, Options]) -> tuple[Job, int, str]:
+def _work(item: tuple[Job, Options]) -> tuple[Job, Extracted, str]:
     job, opts = item
     try:
         return job, extract(job, opts), ""
     except Exception as exc:  # reported in the failure list, never a crash of the whole run
-        return job, 0, _reason(exc, job.source)
+        return job, Extracted(0), _reason(exc, job.source)
 
 
 def _worker_init() -> None:
@@ -85,12 +98,12 @@ def run_jobs(jobs: Sequence[Job], opts: Options, workers: int = 1, strict: bool 
     if workers > 1 and len(todo) > 1:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         pool = multiprocessing.get_context(method).Pool(min(workers, len(todo)), initializer=_worker_init)
-        results: Iterable[tuple[Job, int, str]] = pool.imap_unordered(_work, [(j, opts) for j in todo])
+        results: Iterable[tuple[Job, Extracted, str]] = pool.imap_unordered(_work, [(j, opts) for j in todo])
     else:
         results = (_work((j, opts)) for j in todo)
     try:
         with tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress) as bar:
-            for job, count, reason in results:
+            for job, done, reason in results:
                 bar.update()
                 if reason:
                     report.failures.append((str(job.source), reason))
@@ -99,7 +112,9 @@ def run_jobs(jobs: Sequence[Job], opts: Options, workers: int = 1, strict: bool 
                                           "without it failures are listed in failures.csv and the run goes on)")
                 else:
                     report.extracted += 1
-                    report.frames += count
+                    report.frames += done.frames
+                    if done.segment_rule:
+                        report.segment_rules[done.segment_rule] += 1
     finally:
         if pool is not None:
             pool.terminate()
