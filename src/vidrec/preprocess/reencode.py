@@ -26,6 +26,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
 from vidrec.data.layout import VIDEO_EXTENSIONS
@@ -129,6 +130,7 @@ def encode(source: Path, enc: Encoding) -> tuple[bytes, np.ndarray]:
                 # bicubic: ffmpeg's default scaler, as frame extraction uses
                 picture = scaler.reformat(frame, format="yuv420p", width=size[0], height=size[1], interpolation="BICUBIC")
                 picture.pts, picture.time_base = index, 1 / rate
+                picture.pict_type = PictureType.NONE  # else x264 forces a keyframe where the source has one
                 out.mux(ostream.encode(picture))
                 if delay:
                     time.sleep(delay)
