@@ -215,3 +215,28 @@ def test_reencoding_one_file_directly(tmp_path):
         s = c.streams.video[0]
         assert (s.width, s.height, s.average_rate) == (86, 64, 15)
         assert [i for i, p in enumerate(c.demux(s)) if p.size and p.is_keyframe] == [0, 4, 8, 12, 16]
+
+
+@pytest.mark.slow  # ~15 s of CPU, 40 s on a loaded machine
+def test_train_py_reads_a_reencoded_ucf101_tree_with_the_same_annotation(tmp_path):
+    """``dataset.source=video dataset.dirs.video=<DST> dataset.video_ext=.mp4``: the annotation is unchanged,
+    every video is found and decodes, and the saved config records the tree the run used."""
+    import official_layouts as layouts
+    from conftest import run_entry
+
+    data_dir = tmp_path / "data"
+    ucf = layouts.make_ucf101(data_dir)
+    subprocess.run([sys.executable, str(REPO / "preprocess" / "ucf101_json.py"), str(ucf["annotations"]),
+                    "--dst-dir", str(data_dir / "ucf101")], check=True, capture_output=True, timeout=120)
+    dst = tmp_path / "ucf101_160"
+    command(ucf["videos"], dst, "--workers", 2)
+    run = tmp_path / "run"
+    run_entry("train.py", "dataset=ucf101", f"paths.data_dir={data_dir}", f"dataset.num_classes={len(ucf['labels'])}",
+              "dataset.source=video", f"dataset.dirs.video={dst}", "dataset.video_ext=.mp4", "model=tiny",
+              "dataset.num_workers=0", "dataset.batch_size=4", "dataset.clip.frames=4", "dataset.train.crop_size=32",
+              "dataset.train.scale=[36,40]", "dataset.test.scale=36", "dataset.test.crop_size=32",
+              "dataset.test.num_clips=1", "dataset.test.num_crops=1", "trainer.max_epochs=1",
+              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", f"hydra.run.dir={run}")
+    assert read_json(run / "results.json")["num_videos"] == 3  # split 1 tests on one group: one video per class
+    assert not (run / "skipped_videos.csv").exists()
+    assert str(dst) in (run / ".hydra" / "config.yaml").read_text()
