@@ -5,7 +5,8 @@ frames, no B-frames, ``tune=fastdecode``, CRF 23) at short side 160 (for 112 px 
 ones); then the same random training clips (vidrec's train sampler, same positions) are read from the
 re-encoded file (candidate) and from the source (reference) in alternating rounds. Printed per file: the
 frame counts (source decode vs re-encoded), the sizes, the encoding time, the quality (PSNR of the re-encoded
-frames against the source frames resized bicubic to the same size, 3 clips) and both clip rates.
+frames against the source frames resized bicubic to the same size, 3 clips), the largest per-frame thumbnail
+difference the engine's check found (lossy error; its tolerance is printed beside it) and both clip rates.
 Files: a Kinetics-like 340×256 H.264 MP4 (10 s at 30 fps, B-frames, a keyframe every 250 frames, rendered by
 vidrec's synthetic generator) and the real UCF101/HMDB51 clips in ../shared/clips when present. The ratio
 printed last is the Kinetics-like file's at short side 160 (target >= 6); at 256 the target is 3.
@@ -26,8 +27,7 @@ import numpy as np
 import torch
 
 from vidrec.data.decoding import count_frames, read_frames
-from vidrec.preprocess.frames import Job
-from vidrec.preprocess.reencode import Encoding, reencode
+from vidrec.preprocess.reencode import SIGNATURE_TOLERANCE, Encoding, check, encode
 
 TARGETS = {160: 6.0, 256: 3.0}
 
@@ -47,8 +47,12 @@ def bench_file(path: Path, short: int, args: argparse.Namespace, out_dir: Path) 
     dest = out_dir / str(short) / f"{path.stem}.mp4"
     dest.unlink(missing_ok=True)
     start = time.process_time()
-    frames = reencode(Job(path, dest), Encoding(short_side=short, crf=args.crf, threads=1))
+    data, signatures = encode(path, Encoding(short_side=short, crf=args.crf, threads=1))
     encode_s = time.process_time() - start
+    worst = check(data, signatures, path)  # what reencode_videos.py checks before it writes a file
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    frames = len(signatures)
     n_src, n_out = count_frames(path), count_frames(dest)
     if not n_src == n_out == frames:
         raise SystemExit(f"{path.name}: frame counts differ: source {n_src}, re-encoded {n_out}")
@@ -67,10 +71,11 @@ def bench_file(path: Path, short: int, args: argparse.Namespace, out_dir: Path) 
     quality = psnr(path, dest, work[:3])
     h, w, _ = common.frame_shape(dest)
     print(f"  short side {short} ({w}x{h}): frames {n_src} → {n_out} (equal), size {src_size / 1e3:,.0f} → "
-          f"{out_size / 1e3:,.0f} kB ({out_size / src_size:.0%}), encode {encode_s:.1f} s CPU, PSNR {quality:.1f} dB; "
+          f"{out_size / 1e3:,.0f} kB ({out_size / src_size:.0%}), encode {encode_s:.1f} s CPU, PSNR {quality:.1f} dB, "
+          f"thumbnail difference <= {worst:.2f} (tolerance {SIGNATURE_TOLERANCE:g}); "
           f"{cmp.rate('candidate'):.1f} vs {cmp.rate('reference'):.1f} clips/s, ratio {cmp.ratio:.2f}")
     return {"ratio": cmp.ratio, "clips_per_s": cmp.rate("candidate"), "source_clips_per_s": cmp.rate("reference"),
-            "frames": n_src, "source_bytes": src_size, "bytes": out_size, "psnr_db": quality, "encode_cpu_s": encode_s}
+            "frames": n_src, "thumbnail_diff": worst, "source_bytes": src_size, "bytes": out_size, "psnr_db": quality, "encode_cpu_s": encode_s}
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ SETTINGS_FILE = "reencode.json"
 #: Side of the per-frame thumbnail compared between source and output.
 SIGNATURE_SIZE = 16
 #: Largest mean absolute difference (0-255) between a source frame's thumbnail and its output's. The worst
-#: lossy error measured on the real clips was 1.1 at CRF 23, 1.6 at 28, 3.9 at 35 (docs/reencoding.md); a
+#: lossy error on the real clips was 1.1 at CRF 23 and 3.9 at 35 (benchmarks/reencode.py --crf N prints it); a
 #: dropped, duplicated or reordered frame is caught where the frames concerned differ by more than this.
 SIGNATURE_TOLERANCE = 4.0
 _UMASK = os.umask(0o022)
@@ -144,9 +144,9 @@ def encode(source: Path, enc: Encoding) -> tuple[bytes, np.ndarray]:
     return buffer.getvalue(), np.stack(signatures)
 
 
-def check(data: bytes, signatures: np.ndarray, source: Path) -> None:
-    """Decode the encoded ``data`` and compare it with the source thumbnails; a :class:`DecodeError` says how
-    they differ (frame count, or the first frame beyond :data:`SIGNATURE_TOLERANCE`)."""
+def check(data: bytes, signatures: np.ndarray, source: Path) -> float:
+    """Decode the encoded ``data`` and compare it with the source thumbnails; return the largest difference.
+    A :class:`DecodeError` says how they differ (frame count, or the first frame beyond :data:`SIGNATURE_TOLERANCE`)."""
     thumbs = VideoReformatter()
     with av.open(io.BytesIO(data), format="mp4") as container:
         got = [_signature(frame, thumbs) for frame in container.decode(video=0)]
@@ -159,6 +159,7 @@ def check(data: bytes, signatures: np.ndarray, source: Path) -> None:
         raise DecodeError(f"{source}: re-encoded frame {bad[0]} differs from the source's (thumbnail difference "
                           f"{distance[bad[0]]:.1f} > {SIGNATURE_TOLERANCE}, {bad.size} frames in all); not written "
                           "(above --crf 30 the encoding alone can differ this much: use a lower --crf)")
+    return float(distance.max())
 
 
 def reencode(job: Job, enc: Encoding) -> int:
