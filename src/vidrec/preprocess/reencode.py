@@ -44,6 +44,7 @@ SIGNATURE_SIZE = 16
 #: lossy error on the real clips was 1.1 at CRF 23 and 3.9 at 35 (benchmarks/reencode.py --crf N prints it); a
 #: dropped, duplicated or reordered frame is caught where the frames concerned differ by more than this.
 SIGNATURE_TOLERANCE = 4.0
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -208,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"short side in pixels, even; 0 keeps the size; never upscales (default {defaults.short_side})")
     parser.add_argument("--gop", type=int, default=defaults.gop, help=f"keyframe interval in frames (default {defaults.gop})")
     parser.add_argument("--crf", type=int, default=defaults.crf, help=f"x264 quality, 0-51, lower is better (default {defaults.crf})")
-    parser.add_argument("--preset", default=defaults.preset, help=f"x264 preset (default {defaults.preset})")
+    parser.add_argument("--preset", default=defaults.preset, choices=X264_PRESETS,
+                        help=f"x264 speed/size trade-off (default {defaults.preset})")
     parser.add_argument("--workers", type=int, default=_usable_cpus(), help="parallel worker processes (default: all CPUs)")
     parser.add_argument("--strict", action="store_true", help="stop at the first video that fails")
     args = parser.parse_args(argv)
