@@ -45,7 +45,7 @@ SIGNATURE_SIZE = 16
 #: dropped, duplicated or reordered frame is caught where the frames concerned differ by more than this.
 SIGNATURE_TOLERANCE = 4.0
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-_UMASK = os.umask(0o022)
+_UMASK = os.umask(0o022)  # reading the umask means setting it: restore it at once
 os.umask(_UMASK)
 
 
