@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CLIPS = REPO.parent / "shared" / "clips"
+SHARED_CLIPS = Path(os.environ.get("VIDREC_SHARED_CLIPS") or REPO.parent / "shared" / "clips")  # env: for a checkout elsewhere
 CACHE = Path(os.environ.get("VIDREC_BENCH_CACHE", "/tmp/vidrec-bench"))
 sys.path.insert(0, str(REPO / "src"))
 

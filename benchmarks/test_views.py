@@ -23,10 +23,10 @@ import common
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from vidrec.models.registry import KINETICS_MEAN, KINETICS_STD
 from vidrec.data.decoding import count_frames, read_frames
 from vidrec.data.sampling import test_clip_indices
 from vidrec.data.transforms import ClipTransform
+from vidrec.models.registry import KINETICS_MEAN, KINETICS_STD
 
 TARGET = 0.95
 CLIPS, CROPS, FRAMES, RATE = 10, 3, 16, 4

@@ -16,7 +16,7 @@ from vidrec.config import register_configs  # noqa: E402  (the schemas the confi
 
 register_configs()
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CLIPS = REPO.parent / "shared" / "clips"
+SHARED_CLIPS = Path(os.environ.get("VIDREC_SHARED_CLIPS") or REPO.parent / "shared" / "clips")  # env: for a checkout elsewhere
 
 #: Overrides that make train.py/eval.py finish in seconds on the synthetic dataset.
 TINY = [

@@ -1,4 +1,7 @@
-"""Running extraction jobs: skip finished folders, fan out to worker processes, collect failures.
+"""Running preprocessing jobs: skip finished outputs, fan out to worker processes, collect failures.
+
+The work function defaults to frame extraction (:func:`vidrec.preprocess.frames.extract`); re-encoding
+(:mod:`vidrec.preprocess.reencode`) passes its own, with an options dataclass that also has ``threads``.
 
 A failing video is recorded (``failures.csv``: video, reason) and the run goes on, unless ``strict``.
 Workers die with their parent (Linux), so a killed run leaves no process still writing frames.
@@ -7,13 +10,15 @@ Workers die with their parent (Linux), so a killed run leaves no process still w
 from __future__ import annotations
 
 import csv
+import dataclasses
 import multiprocessing
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vidrec.errors import DecodeError, VidrecError
 from vidrec.preprocess.frames import Extracted, Job, Options, extract
@@ -43,16 +48,21 @@ class Report:
                 f"segment); rules: {rules}")
 
 
+
+
 def _reason(exc: BaseException, source: Path) -> str:
     """One line saying why, without the file name (the failure list names the file)."""
     text = " ".join(str(exc).split()).replace(f"{source}: ", "").replace(f": '{source}'", "")
     return text if isinstance(exc, VidrecError) else f"{type(exc).__name__}: {text}"
 
 
-def _work(item: tuple[Job, Options]) -> tuple[Job, Extracted, str]:
-    job, opts = item
+Work = Callable[[Job, Any], Extracted]
+
+
+def _work(item: tuple[Job, Any, Work]) -> tuple[Job, Extracted, str]:
+    job, opts, work = item
     try:
-        return job, extract(job, opts), ""
+        return job, work(job, opts), ""
     except Exception as exc:  # reported in the failure list, never a crash of the whole run
         return job, Extracted(0), _reason(exc, job.source)
 
@@ -67,13 +77,13 @@ def _worker_init() -> None:
         pass
 
 
-def _pending(jobs: Sequence[Job], report: Report) -> list[Job]:
+def _pending(jobs: Sequence[Job], report: Report, done: Callable[[Path], bool]) -> list[Job]:
     seen: set[Path] = set()
     todo = []
     for job in sorted(jobs, key=lambda j: str(j.dest)):
         if job.dest in seen:
             report.failures.append((str(job.source), f"another video already writes {job.dest}; rename one of them"))
-        elif job.dest.is_dir():
+        elif done(job.dest):
             report.skipped += 1
         else:
             todo.append(job)
@@ -81,9 +91,10 @@ def _pending(jobs: Sequence[Job], report: Report) -> list[Job]:
     return todo
 
 
-def run_jobs(jobs: Sequence[Job], opts: Options, workers: int = 1, strict: bool = False,
-             progress: bool | None = None) -> Report:
-    """Extract every job whose destination does not exist yet; failures are collected in the report.
+def run_jobs(jobs: Sequence[Job], opts: Options | Any, workers: int = 1, strict: bool = False,
+             progress: bool | None = None, work: Work = extract, done: Callable[[Path], bool] = Path.is_dir) -> Report:
+    """Run ``work(job, opts)`` (frame extraction by default) for every job whose destination is not
+    ``done`` yet (an existing folder by default); failures are collected in the report.
 
     ``workers > 1`` uses that many processes. ``strict`` raises a :class:`DecodeError` at the first failure.
     ``progress=None`` shows a progress bar only on a terminal.
@@ -91,19 +102,19 @@ def run_jobs(jobs: Sequence[Job], opts: Options, workers: int = 1, strict: bool 
     from tqdm import tqdm
 
     report = Report(total=len(jobs))
-    todo = _pending(jobs, report)
+    todo = _pending(jobs, report, done)
     start = time.perf_counter()
-    opts = Options(opts.size, opts.quality, opts.threads if workers == 1 else 1)
+    opts = dataclasses.replace(opts, threads=opts.threads if workers == 1 else 1)
     pool = None
     if workers > 1 and len(todo) > 1:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         pool = multiprocessing.get_context(method).Pool(min(workers, len(todo)), initializer=_worker_init)
-        results: Iterable[tuple[Job, Extracted, str]] = pool.imap_unordered(_work, [(j, opts) for j in todo])
+        results: Iterable[tuple[Job, Extracted, str]] = pool.imap_unordered(_work, [(j, opts, work) for j in todo])
     else:
-        results = (_work((j, opts)) for j in todo)
+        results = (_work((j, opts, work)) for j in todo)
     try:
         with tqdm(total=len(todo), unit="video", disable=None if progress is None else not progress) as bar:
-            for job, done, reason in results:
+            for job, result, reason in results:
                 bar.update()
                 if reason:
                     report.failures.append((str(job.source), reason))
@@ -112,9 +123,9 @@ def run_jobs(jobs: Sequence[Job], opts: Options, workers: int = 1, strict: bool 
                                           "without it failures are listed in failures.csv and the run goes on)")
                 else:
                     report.extracted += 1
-                    report.frames += done.frames
-                    if done.segment_rule:
-                        report.segment_rules[done.segment_rule] += 1
+                    report.frames += result.frames
+                    if result.segment_rule:
+                        report.segment_rules[result.segment_rule] += 1
     finally:
         if pool is not None:
             pool.terminate()

@@ -1,0 +1,9 @@
+"""reencode_videos.py SRC DST: re-encode a video tree for training (H.264, short side 160, keyframe every 16 frames, no B-frames; see docs/reencoding.md)."""
+
+import sys
+
+from vidrec.preprocess.cli import run
+from vidrec.preprocess.reencode import main
+
+if __name__ == "__main__":
+    sys.exit(run(main))
