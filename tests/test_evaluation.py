@@ -14,7 +14,7 @@ from vidrec.data import dataset as dataset_module
 from vidrec.data.annotations import VideoEntry
 from vidrec.data.dataset import VideoDataset
 from vidrec.data.sampling import test_clip_indices
-from vidrec.data.spec import ClipConfig, Location
+from vidrec.data.spec import ClipConfig, DataSpec, Location
 from vidrec.data.synthetic import write_video
 from vidrec.data.transforms import ClipTransform
 from vidrec.evaluation import confusion_matrix, per_class_rows, plot_confusion, write_eval_outputs
@@ -145,12 +145,15 @@ def test_eval_output_files_from_hand_made_results(tmp_path):
         [0.5, 0.3, 0.1, 0.05, 0.03, 0.02],
         [0.1, 0.7, 0.1, 0.05, 0.03, 0.02],
     ])
-    module = SimpleNamespace(test_results={"index": [0, 2, 3], "probs": probs, "labels": torch.tensor([0, 1, 1])},
+    labels = torch.tensor([0, 1, 1])
+    module = SimpleNamespace(test_results={"index": [0, 2, 3], "probs": probs, "labels": labels,
+                                           "metrics": video_metrics(probs, labels, 6)},
                              skipped={"test": [(1, "v1", "corrupt")]})
-    dm = SimpleNamespace(labels=names, test_ids=lambda: ["v0", "v1", "v2", "v3"], missing={"test": ["v9"]})
-    cfg = {"dataset": {"name": "toy", "clip": {"frames": 8, "sample_rate": 2},
-                       "test": {"num_clips": 10, "num_crops": 3, "scale": 128, "crop_size": 112, "subset": "validation"}}}
-    results = write_eval_outputs(tmp_path, cfg, dm, module, "run/best.ckpt")
+    spec = DataSpec.from_config({"name": "toy", "clip": {"frames": 8, "sample_rate": 2},
+                                 "test": {"num_clips": 10, "num_crops": 3, "scale": 128, "crop_size": 112,
+                                          "subset": "validation"}})
+    dm = SimpleNamespace(labels=names, test_ids=lambda: ["v0", "v1", "v2", "v3"], missing={"test": ["v9"]}, spec=spec)
+    results = write_eval_outputs(tmp_path, dm, module, "run/best.ckpt")
     saved = read_json(tmp_path / "results.json")
     assert saved == results
     assert saved["top1"] == pytest.approx(2 / 3) and saved["top5"] == 1.0 and saved["mean_class_acc"] == pytest.approx(0.75)

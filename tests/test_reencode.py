@@ -210,7 +210,7 @@ def test_reencoding_one_file_directly(tmp_path):
     source = tmp_path / "in.avi"
     write_video(source, frames(20, 96, 128), fps=15)
     dest = tmp_path / "out" / "in.mp4"
-    assert reencode(Job(source, dest), Encoding(short_side=64, gop=4)) == 20
+    assert reencode(Job(source, dest), Encoding(short_side=64, gop=4)).frames == 20
     with av.open(str(dest)) as c:
         s = c.streams.video[0]
         assert (s.width, s.height, s.average_rate) == (86, 64, 15)

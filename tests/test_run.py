@@ -57,11 +57,11 @@ def test_eval_reads_its_checkpoint_once(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", lambda f, *a, **k: reads.append(str(f)) or real_load(f, *a, **k))
     with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
         cfg = compose("eval", overrides=[f"ckpt_path={best}", "trainer.enable_progress_bar=false"], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path)
-        HydraConfig.instance().set_config(cfg)
-        del cfg["hydra"]
-    results = evaluate(cfg)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            HydraConfig.instance().set_config(cfg)
+            del cfg["hydra"]
+        results = evaluate(cfg)
     assert reads == [str(best)]
     assert results["top1"] == read_json(run / "results.json")["top1"]
 

@@ -67,7 +67,7 @@ def test_optuna_search_maximises_val_top1(optuna_sweep):
     for job in ("0", "1"):
         cfg = yaml.safe_load((sweep / job / ".hydra" / "config.yaml").read_text())
         assert 1e-4 <= cfg["optimizer"]["lr"] <= 1e-1 and 1e-6 <= cfg["optimizer"]["weight_decay"] <= 1e-2
-        assert 0.0 <= cfg["model"]["dropout"] <= 0.6
+        assert 0.0 <= cfg["model"]["net"]["dropout"] <= 0.6
     rows = _summary_rows(sweep)
     assert len(rows) == 2 and {"optimizer.lr", "optimizer.weight_decay", "model.net.dropout", "val/top1"} <= set(rows[0])
 

@@ -12,7 +12,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from vidrec.errors import CheckpointError
 from vidrec.files import atomic_open
-from vidrec.models.weights.common import compare_state, load_torch
+from vidrec.models.weights.common import compare_state, is_plain_pickle, load_torch
 from vidrec.models.weights.torch_state import unwrap_state_dict
 
 
@@ -43,6 +43,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+    if is_plain_pickle(path):
+        raise CheckpointError(f"{path} is not a train.py checkpoint but a plain pickle, as released Caffe2 and JAX "
+                              f"weights are; use them with model=<group> model.pretrained={path}")
     return load_torch(path, map_location)
 
 

@@ -5,11 +5,14 @@ name; and the experiment a bare ``python train.py`` runs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vidrec.data.spec import DataConfig, DatasetConfig
+from vidrec.errors import ConfigError
 
 
 @dataclass
@@ -56,4 +59,38 @@ def with_default_experiment(overrides: Sequence[str]) -> list[str]:
     dataset = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("dataset=")), DEFAULT_EXPERIMENT)
     if "experiment" in keys or dataset != DEFAULT_EXPERIMENT:
         return list(overrides)
-    return [*overrides, f"experiment={DEFAULT_EXPERIMENT}"]
+    args = list(overrides)  # before the first override: argparse takes no option between two overrides
+    first = next((i for i, o in enumerate(args) if "=" in o and not o.startswith("-")), len(args))
+    return [*args[:first], f"experiment={DEFAULT_EXPERIMENT}", *args[first:]]
+
+
+def config_dir(given: str | os.PathLike | None = None) -> Path:
+    """The ``configs/`` folder train.py uses: ``given``, else ``$VIDREC_CONFIG_DIR``, else ``./configs`` (a checkout,
+    where train.py runs from), else the one beside an editable install's source tree."""
+    candidates = [given, os.environ.get("VIDREC_CONFIG_DIR"), Path.cwd() / "configs",
+                  Path(__file__).resolve().parents[2] / "configs"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "train.yaml").is_file():
+            return Path(candidate).resolve()
+    raise ConfigError("configs/train.yaml not found: run from your vidrec checkout (the folder holding train.py), "
+                      "or set VIDREC_CONFIG_DIR=<checkout>/configs (the data check: --config-dir)")
+
+
+def model_overrides(net_name: str, configs: str | os.PathLike | None = None) -> str:
+    """The command-line choice that builds a registry network: ``r2plus1d_18`` → ``model=r2plus1d model.depth=18``
+    (read from the ``net.name`` of each ``configs/model/*.yaml``); ``model=<group>`` when none does."""
+    import re
+
+    for path in sorted((config_dir(configs) / "model").glob("*.yaml")):
+        text = path.read_text()
+        name = re.search(r"^  name: (\S+)$", text, re.M)
+        default = re.search(r"^depth: (\S+)$", text, re.M)
+        if not name:
+            continue
+        pattern = re.escape(name[1]).replace(re.escape("${model.depth}"), r"(?P<depth>[0-9]+|tiny)") + "$"
+        match = re.match(pattern, net_name)
+        if match:
+            depth = match.groupdict().get("depth")
+            extra = f" model.depth={depth}" if depth and (not default or default[1] != depth) else ""
+            return f"model={path.stem}{extra}"
+    return "model=<group>"

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ import pytorch_lightning as pl
 import torch
 
 from vidrec.data.datamodule import VideoDataModule
-from vidrec.data.spec import DataSpec
 from vidrec.files import atomic_open, atomic_write_json, atomic_write_text
+from vidrec.models.weights import sha256_of
+from vidrec.models.weights.entries import get_weights
 from vidrec.module import VideoClassifier
 from vidrec.scoring import top_k
 
@@ -100,18 +103,46 @@ def plot_confusion(cm: torch.Tensor, names: Sequence[str], path: Path, title: st
 
 
 def test_stage(trainer: pl.Trainer, module: VideoClassifier, dm: VideoDataModule, out: Path,
-               weights: str | None, ckpt_path: str | None = None) -> dict[str, Any]:
+               weights: str | None, ckpt_path: str | None = None, released: Receipt | None = None) -> dict[str, Any]:
     """The one multi-view, video-level test of train.py and eval.py: ``trainer.test`` (restoring ``ckpt_path``
     when given), then on rank 0 results.json, predictions.csv, per_class.csv, the confusion matrix and
-    skipped_videos.csv. Returns the results (empty on other ranks)."""
+    skipped_videos.csv. ``released``: what results.json says of released weights. Returns the results (empty
+    on other ranks)."""
     dm.setup("test")
     with skips_listed_on_failure(trainer, out, module, dm):
         trainer.test(module, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
     if not trainer.is_global_zero:
         return {}
-    results = write_eval_outputs(out, dm, module, weights)
+    results = write_eval_outputs(out, dm, module, weights, released)
     write_skipped(out, module.skipped, dm.missing)
     return results
+
+
+@dataclass
+class Receipt:
+    """Released weights under test: the file, the entry it was recognised as, and departures from its protocol."""
+
+    path: str
+    entry: str | None
+    departures: list[str]
+
+    def record(self, metrics: Mapping[str, float]) -> dict[str, Any]:
+        """The receipt part of results.json: weights (entry, sha256), the published figure and protocol, and the
+        difference in percentage points (ours − published)."""
+        out: dict[str, Any] = {"weights": {"file": self.path, "entry": self.entry, "sha256": sha256_of(self.path)},
+                               "departures_from_the_authors_protocol": self.departures}
+        published = get_weights(self.entry).published if self.entry else None
+        if published is None:
+            out["published"] = None
+            return out
+        out["published"] = dataclasses.asdict(published)
+        ours = {k: 100 * metrics[k] for k in ("top1", "top5")}
+        if published.metric == "top1/top5":
+            out["difference"] = {k: round(ours[k] - getattr(published, k), 2) for k in ours
+                                 if getattr(published, k) is not None}
+        else:  # kenshohara 2018 reports the mean of top-1 and top-5
+            out["difference"] = {"mean_top1_top5": round((ours["top1"] + ours["top5"]) / 2 - published.value, 2)}
+        return out
 
 
 @contextlib.contextmanager
@@ -125,21 +156,8 @@ def skips_listed_on_failure(trainer: pl.Trainer, out: Path, module: VideoClassif
         raise
 
 
-def protocol(spec: DataSpec) -> dict[str, Any]:
-    """The test protocol of a spec, as recorded in results.json."""
-    d = spec.dataset
-    return {
-        "clip_frames": d.clip.frames,
-        "sample_rate": d.clip.sample_rate,
-        "num_clips": d.test.num_clips,
-        "num_crops": d.test.num_crops,
-        "scale": spec.test_scale,
-        "crop_size": spec.test_crop_size,
-        "aggregation": "mean of softmax over all views",
-    }
-
-
-def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, weights: str | None) -> dict[str, Any]:
+def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, weights: str | None,
+                       released: Receipt | None = None) -> dict[str, Any]:
     """Write the files of a video-level test from ``module.test_results``; return the results dict."""
     res, spec = module.test_results, dm.spec
     names = dm.labels
@@ -156,8 +174,12 @@ def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, 
         "checkpoint": str(weights) if weights else None,
         "dataset": spec.dataset.name,
         "subset": spec.subset("test"),
-        "protocol": protocol(spec),
+        "protocol": spec.protocol(),
+        "coverage": {"videos_evaluated": len(res["index"]), "entries": len(ids) + len(dm.missing.get("test", [])),
+                     "missing": len(dm.missing.get("test", [])), "skipped": len(module.skipped["test"])},
     }
+    if released is not None:
+        results.update(released.record(metrics))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", results)
     k = top_k(num_classes)
@@ -174,10 +196,11 @@ def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, 
         ["class", "support", "accuracy", "most_confused_with"],
         [[r["class"], r["support"], f"{r['accuracy']:.4f}", r["most_confused_with"]] for r in per_class],
     ))
-    title = f"{results['dataset']} — video-level top-1 {metrics['top1']:.3f} ({views} views/video, {results['num_videos']} videos)"
+    per_video = f"{views} views/video" if views else f"{spec.dataset.test.clip_selection} clips"
+    title = f"{results['dataset']} — video-level top-1 {metrics['top1']:.3f} ({per_video}, {results['num_videos']} videos)"
     plot_confusion(cm, names, out / "confusion_matrix.png", title)
-    log.info("test (video-level, %d views/video): top1 %.4f top5 %.4f mean class acc %.4f on %d videos",
-             views, metrics["top1"], metrics["top5"], metrics["mean_class_acc"], results["num_videos"])
+    log.info("test (video-level, %s): top1 %.4f top5 %.4f mean class acc %.4f on %d videos",
+             per_video, metrics["top1"], metrics["top5"], metrics["mean_class_acc"], results["num_videos"])
     return results
 
 

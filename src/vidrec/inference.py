@@ -21,13 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from vidrec.checkpoint import load_checkpoint, model_state, resolve_ckpt_path, run_config
-from vidrec.data.annotations import VideoEntry
 from vidrec.data.dataset import VideoDataset
-from vidrec.data.spec import DataSpec, Location
+from vidrec.data.spec import DataSpec
 from vidrec.data.transforms import ClipTransform
 from vidrec.errors import CheckpointError, ConfigError, DecodeError
 from vidrec.models import load_pretrained, model_info
 from vidrec.models.finetune import get_head
+from vidrec.models.weights.entries import CLASS_LISTS, get_weights
+from vidrec.protocol import apply_protocol
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +61,8 @@ class InferenceModel:
 
     def protocol(self) -> dict[str, Any]:
         """The test protocol as plain data (for the output and the export sidecar)."""
-        d = self.spec.dataset
-        return {
-            "clip_frames": d.clip.frames,
-            "sample_rate": d.clip.sample_rate,
-            "num_clips": d.test.num_clips,
-            "num_crops": d.test.num_crops,
-            "scale": self.spec.test_scale,
-            "crop_size": self.spec.test_crop_size,
-            "views_per_video": self.spec.views_per_video,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "aggregation": "mean of softmax over all views",
-        }
+        return {**self.spec.protocol(), "views_per_video": self.spec.views_per_video, "mean": list(self.mean),
+                "std": list(self.std)}
 
     def input_shape(self) -> tuple[int, int, int, int]:
         """``(C, T, H, W)`` of one view."""
@@ -154,7 +144,18 @@ def _from_model_group(model_cfg: dict[str, Any] | None, labels: list[str] | None
         "test": {"num_clips": DEFAULT_PROTOCOL["num_clips"], "num_crops": DEFAULT_PROTOCOL["num_crops"],
                  "scale": round(info.default_size * 8 / 7), "crop_size": info.default_size},
     }
-    spec = DataSpec.from_config(OmegaConf.to_container(OmegaConf.merge(protocol, overrides)))
+    given = {f"{group}.{key}" for group, keys in overrides.items() for key in keys}
+    pretrained_cfg = getattr(net, "pretrained_cfg", None)
+    if model_cfg.get("pretrained") and not pretrained_cfg:
+        log.warning("%s is no registered release (python -m vidrec.weights list): the protocol is vidrec's default "
+                    "(%s); set clip.* and test.* to the authors'", source, DEFAULT_PROTOCOL)
+    dataset, _ = apply_protocol(OmegaConf.to_container(OmegaConf.merge(protocol, overrides)), pretrained_cfg, given)
+    if labels is None:
+        entry = get_weights(pretrained_cfg["entry"]) if (pretrained_cfg or {}).get("entry") else None
+        where = f" (the classes of {entry.name}: {CLASS_LISTS[entry.class_list]})" if entry else ""
+        log.warning("no labels=: classes are shown as class_<index>; pass labels=<file> with one class name per "
+                    "line, in the classifier's order%s", where)
+    spec = DataSpec.from_config(dataset)
     return InferenceModel(net, name, labels or [f"class_{i}" for i in range(num_classes)], spec, source)
 
 
@@ -194,16 +195,6 @@ def video_views(model: InferenceModel, video: str | Path, decoder: str = "auto")
     path = Path(video)
     if not path.exists():
         raise DecodeError(f"{path}: no such video file or frame folder")
-    dataset = VideoDataset(
-        entries=[VideoEntry(path.name, "testing", None, -1, None)],
-        location=Location(root=str(path.parent), source="frames" if path.is_dir() else "video",
-                          path_format="{video_id}", video_ext=""),
-        mode="test",
-        clip=model.spec.dataset.clip,
-        num_clips=model.spec.dataset.test.num_clips,
-        transform=model.transform,
-        strict=True,
-        decoder=decoder,
-    )
+    dataset = VideoDataset.of_file(path, model.spec, model.transform, decoder)
     views, _ = dataset.load(0, torch.Generator())
     return views, dataset.num_frames(0)

@@ -22,7 +22,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from vidrec.checkpoint import check_model_fits, model_state
-from vidrec.errors import DataError
+from vidrec.errors import ConfigError, DataError
 from vidrec.models import load_pretrained
 from vidrec.models.finetune import backbone_parameters, get_head, head_parameters
 from vidrec.models.finetune import freeze as freeze_layers
@@ -47,8 +47,9 @@ def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
 class VideoClassifier(pl.LightningModule):
     """Video classifier around any registry network ``net`` (what every ``configs/model/*.yaml`` instantiates).
 
-    ``pretrained`` weights are loaded into ``net`` (the classifier replaced), then ``freeze`` and the speed
-    options apply. ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``); ``config``
+    ``pretrained`` weights are loaded into ``net`` — their classifier kept when its class count fits, replaced
+    (with a warning) when it does not — then ``freeze`` and the speed options apply. ``fully_conv_test`` runs
+    the test with the network's fully convolutional head (I3D-ResNet, video-nonlocal-net's protocol). ``optimizer`` and ``scheduler`` are partials from the config (``_partial_: true``); ``config``
     is the resolved run config, saved in the checkpoint so that ``eval.py ckpt_path=...`` rebuilds everything.
     """
 
@@ -66,12 +67,16 @@ class VideoClassifier(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         views_per_batch: int = 30,
         max_skip_ratio: float = 0.1,
+        fully_conv_test: bool = False,
         config: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         if pretrained:
-            load_pretrained(net, pretrained, skip_head=True)
+            load_pretrained(net, pretrained, skip_head=None)
+        if fully_conv_test and not hasattr(net, "fully_conv"):
+            raise ConfigError(f"dataset.test.fully_conv=true: {type(net).__name__} has no fully convolutional test "
+                              "head (I3D-ResNets have one); set dataset.test.fully_conv=false")
         self.model = apply_speed_options(freeze_layers(net, str(freeze or "none")), channels_last, compile)
         self.num_classes = get_head(net).out_features
         self.optimizer_factory = optimizer
@@ -164,6 +169,12 @@ class VideoClassifier(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_rows, self.skipped["test"], self._seen["test"] = [], [], 0
+        if self.hparams.fully_conv_test:
+            self.model.fully_conv = True
+
+    def on_test_end(self) -> None:
+        if self.hparams.fully_conv_test:
+            self.model.fully_conv = False
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         """Video-level scores of a batch of videos (all their views); kept per rank until the epoch ends."""

@@ -27,10 +27,11 @@ from vidrec.compute import apply_scaling, describe_compute, trainer_config
 from vidrec.data.datamodule import VideoDataModule
 from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError
-from vidrec.evaluation import skips_listed_on_failure, test_stage, write_skipped
+from vidrec.evaluation import Receipt, skips_listed_on_failure, test_stage, write_skipped
 from vidrec.files import atomic_write_json
-from vidrec.models import model_info
+from vidrec.models import load_pretrained, model_info
 from vidrec.module import VideoClassifier
+from vidrec.protocol import FINE_TUNING_KEYS, apply_protocol, command_line_keys
 
 log = logging.getLogger("vidrec")
 TEST_METRICS = ("top1", "top5", "mean_class_acc")
@@ -62,6 +63,7 @@ def build_module(cfg: dict[str, Any], spec: DataSpec) -> VideoClassifier:
         scheduler=hydra.utils.instantiate(scheduler) if scheduler.get("_target_") else None,
         views_per_batch=spec.dataset.test.views_per_batch,
         max_skip_ratio=spec.data.max_skip_ratio,
+        fully_conv_test=spec.dataset.test.fully_conv,
         config=cfg,
     )
 
@@ -93,12 +95,16 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     cfg = _container(dcfg)
     out = Path(cfg["paths"]["output_dir"])
     pl.seed_everything(int(cfg["seed"]), workers=True)
+    spec = DataSpec.from_config(cfg["dataset"], cfg.get("data"))  # bad data settings stop the run before any work
+    trainer = build_trainer(cfg)
+    lr_text = apply_scaling(cfg, trainer.world_size)
+    module = build_module(cfg, spec)
+    # fine-tuning released weights: their input statistics and clip, unless the command line sets them
+    cfg["dataset"], _ = apply_protocol(cfg["dataset"], getattr(module.model, "pretrained_cfg", None),
+                                       command_line_keys(), FINE_TUNING_KEYS)
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup("fit")
-    trainer = build_trainer(cfg)
-    lr_text = apply_scaling(cfg, trainer.world_size)
-    module = build_module(cfg, dm.spec)
     for line in _startup_line(cfg, dm, trainer, lr_text).splitlines():
         log.info(line)
     wandb_utils.log_config(trainer, cfg)
@@ -151,11 +157,9 @@ def _check_optional_choice(group: str) -> None:
         raise ConfigError(f"{group}={name}: no such {group} config; available: {', '.join(options)}")
 
 
-def eval_config(dcfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def eval_config(ecfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checkpoint's run config with eval.yaml's ``test.*``, ``data.*``, ``dataset``, trainer and paths merged
     in, and the checkpoint itself (read once, here)."""
-    _check_optional_choice("dataset")
-    ecfg = _container(dcfg)
     ckpt_path = resolve_ckpt_path(ecfg["ckpt_path"], ecfg["paths"]["output_dir"])
     ckpt = load_checkpoint(ckpt_path)
     cfg = run_config(ckpt, ckpt_path)
@@ -178,9 +182,18 @@ def eval_config(dcfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def evaluate(dcfg: DictConfig) -> dict[str, Any]:
-    """Multi-view test of a checkpoint (read once); writes results.json, predictions.csv, per_class.csv,
-    confusion_matrix.png and metrics.json."""
-    cfg, ckpt = eval_config(dcfg)
+    """Multi-view test of a train.py checkpoint (read once), or of released weights (``model=<group>
+    model.pretrained=<file> dataset=<name>``) under their authors' protocol; writes results.json (with a
+    receipt for released weights), predictions.csv, per_class.csv, confusion_matrix.png and metrics.json."""
+    for group in ("dataset", "model"):
+        _check_optional_choice(group)
+    ecfg = _container(dcfg)
+    if not ecfg.get("ckpt_path"):
+        return evaluate_released(ecfg)
+    if ecfg.get("model"):
+        log.warning("ckpt_path is given: model=%s is ignored, the checkpoint rebuilds its own network",
+                    ecfg["model"]["net"]["name"])
+    cfg, ckpt = eval_config(ecfg)
     out, path = Path(cfg["paths"]["output_dir"]), cfg["ckpt_path"]
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
     dm = build_datamodule(cfg)
@@ -192,6 +205,38 @@ def evaluate(dcfg: DictConfig) -> dict[str, Any]:
     del ckpt, weights
     trainer = build_trainer(cfg, with_callbacks=False)
     results = test_stage(trainer, module, dm, out, path)
+    if trainer.is_global_zero:
+        _finish(out, {f"test/{k}": results[k] for k in TEST_METRICS}, dm.spec)
+    return results
+
+
+def evaluate_released(ecfg: dict[str, Any]) -> dict[str, Any]:
+    """The multi-view test of released weights under the protocol of the entry they are recognised as."""
+    model_cfg, pretrained = ecfg.get("model"), (ecfg.get("model") or {}).get("pretrained")
+    if not pretrained:
+        raise ConfigError("give ckpt_path=<train.py checkpoint>, or released weights: model=<group> "
+                          "model.pretrained=<file> dataset=<name> (python -m vidrec.weights list)")
+    if not (ecfg.get("dataset") or {}).get("name"):
+        raise ConfigError(f"model.pretrained={pretrained}: name the data to evaluate on, dataset=<name> (e.g. "
+                          "dataset=kinetics)")
+    dataset = copy.deepcopy(ecfg["dataset"])
+    dataset.setdefault("test", {}).update({k: v for k, v in ecfg["test"].items() if v is not None})
+    cfg = {**{k: ecfg[k] for k in ("seed", "trainer", "paths")}, "dataset": dataset,
+           "data": {k: v for k, v in ecfg["data"].items() if v is not None},
+           "model": {**model_cfg, "pretrained": None}, "logger": {}, "callbacks": {}}
+    out = Path(cfg["paths"]["output_dir"])
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
+    module = build_module(cfg, DataSpec.from_config(cfg["dataset"], cfg["data"]))
+    report = load_pretrained(module.model, pretrained, skip_head=False)  # tested as released: its own classifier
+    cfg["dataset"], departures = apply_protocol(cfg["dataset"], module.model.pretrained_cfg, command_line_keys())
+    cfg["model"]["pretrained"] = pretrained
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    module.hparams.views_per_batch = dm.spec.dataset.test.views_per_batch
+    module.hparams.fully_conv_test = dm.spec.dataset.test.fully_conv
+    module.hparams.config = cfg
+    trainer = build_trainer(cfg, with_callbacks=False)
+    results = test_stage(trainer, module, dm, out, pretrained, released=Receipt(pretrained, report.entry, departures))
     if trainer.is_global_zero:
         _finish(out, {f"test/{k}": results[k] for k in TEST_METRICS}, dm.spec)
     return results

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vidrec.checkpoint import export_weights, load_checkpoint, resolve_ckpt_path
+from vidrec.config import model_overrides
 from vidrec.errors import VidrecError
 from vidrec.files import atomic_write_json
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     print(f"wrote {out} ({info['model']}, {info['num_classes']} classes) and {out.name}.json\n"
           f"load it with: load_pretrained(build_model({info['model']!r}, {info['num_classes']}), {str(out)!r})  "
-          f"or fine-tune: python train.py model.pretrained={out}")
+          f"or fine-tune: python train.py {model_overrides(info['model'])} model.pretrained={out} dataset=<name>")
 
 
 if __name__ == "__main__":

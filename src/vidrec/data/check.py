@@ -115,18 +115,6 @@ def _check(annotation: Annotation, location: Location, count_frames: bool = Fals
 
 
 # ---------------------------------------------------------------- the training config
-def config_dir(given: str | os.PathLike | None = None) -> Path:
-    """The ``configs/`` folder train.py uses: ``given``, else ``$VIDREC_CONFIG_DIR``, else ``./configs`` (a checkout,
-    where train.py runs from), else the one beside an editable install's source tree."""
-    candidates = [given, os.environ.get("VIDREC_CONFIG_DIR"), Path.cwd() / "configs",
-                  Path(__file__).resolve().parents[3] / "configs"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "train.yaml").is_file():
-            return Path(candidate).resolve()
-    raise ConfigError("configs/train.yaml not found: run the check from your vidrec checkout (the folder holding "
-                      "train.py), or pass --config-dir <checkout>/configs")
-
-
 def compose_train_config(overrides: Sequence[str], output_dir: str | os.PathLike | None = None,
                          configs: str | os.PathLike | None = None) -> Any:
     """``configs/train.yaml`` composed with Hydra ``overrides`` exactly as ``train.py`` composes it.
@@ -140,7 +128,11 @@ def compose_train_config(overrides: Sequence[str], output_dir: str | os.PathLike
     from hydra.errors import HydraException
     from omegaconf import open_dict
 
-    from vidrec.config import register_configs, with_default_experiment  # what train.py composes with
+    from vidrec.config import (  # what train.py composes with
+        config_dir,
+        register_configs,
+        with_default_experiment,
+    )
 
     register_configs()
     try:

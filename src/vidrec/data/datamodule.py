@@ -114,6 +114,8 @@ class VideoDataModule(pl.LightningDataModule):
             mode=mode,
             clip=d.clip,
             num_clips=d.test.num_clips,
+            selection=d.test.clip_selection,
+            clip_stride=d.test.clip_stride,
             transform=self.transform,
             flip=d.train.flip,
             flip_label_map=spec.flip_map(self.annotation),

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from vidrec.data import sampling
 from vidrec.data.annotations import VideoEntry
 from vidrec.data.decoding import count_frames, read_frames, truncated_frame_count
-from vidrec.data.spec import ClipConfig, Location
+from vidrec.data.spec import ClipConfig, DataSpec, Location
 from vidrec.data.transforms import ClipTransform
 from vidrec.errors import DecodeError, VidrecError
 
@@ -37,10 +37,21 @@ class VideoDataset(Dataset):
     clip: ClipConfig
     transform: ClipTransform
     num_clips: int = 1
+    selection: str = "uniform"  # how test clips are chosen (vidrec.data.sampling.test_clips)
+    clip_stride: int | None = None
     flip: bool = False
     flip_label_map: dict[int, int] = field(default_factory=dict)
     strict: bool = False
     decoder: str = "auto"
+
+    @classmethod
+    def of_file(cls, path: Path, spec: DataSpec, transform: ClipTransform, decoder: str = "auto") -> VideoDataset:
+        """The test views of one video file or frame folder, under ``spec``'s protocol (strict: errors raise)."""
+        t = spec.dataset.test
+        return cls(entries=[VideoEntry(path.name, "testing", None, -1, None)],
+                   location=Location(str(path.parent), "frames" if path.is_dir() else "video", "{video_id}", ""),
+                   mode="test", clip=spec.dataset.clip, transform=transform, num_clips=t.num_clips,
+                   selection=t.clip_selection, clip_stride=t.clip_stride, strict=True, decoder=decoder)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -68,7 +79,7 @@ class VideoDataset(Dataset):
             return sampling.train_clip_indices(n, c.frames, c.sample_rate, generator)
         if self.mode == "val":
             return sampling.val_clip_indices(n, c.frames, c.sample_rate)
-        return sampling.test_clip_indices(n, c.frames, c.sample_rate, self.num_clips)
+        return sampling.test_clips(n, c.frames, c.sample_rate, self.selection, self.num_clips, self.clip_stride)
 
     def load(self, index: int, generator: torch.Generator) -> tuple[torch.Tensor, int]:
         """Decode and transform one item; raises :class:`DecodeError` when the video is unreadable."""

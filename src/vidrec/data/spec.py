@@ -5,7 +5,7 @@ registered with Hydra's ConfigStore (:mod:`vidrec.config`): every ``configs/data
 at composition with its name, and every default is written here once. :class:`DataSpec` is that config
 resolved once — where the videos are and the rule for an entry's path, the presence test, the subset each
 stage reads, clips, transforms, the test protocol and the loader settings. The data module, the data check,
-prediction, export and the results files all take it; none re-derives a rule. Torch-free.
+prediction, export and the results files all take it; none re-derives a rule.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from vidrec.data.annotations import SUBSET_ALIASES, SUBSETS, Annotation, VideoEntry
 from vidrec.data.layout import DEFAULT_PATH_FORMAT, FRAME_TEMPLATE, entry_relpath
+from vidrec.data.sampling import CLIP_SELECTIONS
 from vidrec.errors import ConfigError
 
 SOURCES = ("frames", "video")
@@ -54,9 +55,13 @@ class TestConfig:
 
     subset: str = "validation"
     scale: int | None = None  # short side before cropping; default train.scale[0]
+    resize: list[int] | None = None  # [H, W]: every frame resized to exactly this (VMZ, torchvision: [128, 171])
     crop_size: int | None = None  # default train.crop_size
-    num_clips: int = 1
+    clip_selection: str = "uniform"  # uniform | offset | stride | whole (vidrec.data.sampling)
+    num_clips: int = 1  # clips per video for uniform and offset
+    clip_stride: int | None = None  # stride: a clip every this many frames (default: the clip's span)
     num_crops: int = 1  # 1 (centre) or 3 (start, centre, end of the long side)
+    fully_conv: bool = False  # the network's fully convolutional test head, where it has one (I3D-ResNet)
     batch_size: int = 1  # videos per loader batch
     views_per_batch: int = 30  # views run through the network at once (memory)
 
@@ -206,16 +211,23 @@ class DataSpec:
         lo, hi = self.train_scale
         checks = [
             (d.source in SOURCES, f"dataset.source={d.source}: use 'frames' (extracted frame folders) or 'video'"),
-            (d.clip.frames > 0 and d.clip.sample_rate > 0,
-             f"dataset.clip.frames={d.clip.frames} and dataset.clip.sample_rate={d.clip.sample_rate} must be positive"),
+            (d.clip.frames > 0, f"dataset.clip.frames must be positive, got {d.clip.frames}"),
+            (d.clip.sample_rate > 0, f"dataset.clip.sample_rate must be positive, got {d.clip.sample_rate}"),
             (lo <= hi, f"dataset.train.scale={[lo, hi]} must be [low, high]"),
             (d.train.crop_size <= lo, f"dataset.train.crop_size={d.train.crop_size} is larger than the resized frame "
                                       f"(short side dataset.train.scale[0]={lo})"),
-            (self.test_crop_size <= self.test_scale,
+            (bool(d.test.resize) or self.test_crop_size <= self.test_scale,
              f"dataset.test.crop_size={self.test_crop_size} is larger than the resized frame "
              f"(short side dataset.test.scale={self.test_scale})"),
             (d.test.num_crops in (1, 3), f"dataset.test.num_crops={d.test.num_crops} must be 1 (centre) or 3"),
             (d.test.num_clips > 0, f"dataset.test.num_clips={d.test.num_clips} must be positive"),
+            (d.test.clip_selection in CLIP_SELECTIONS,
+             f"dataset.test.clip_selection={d.test.clip_selection}: use one of {', '.join(CLIP_SELECTIONS)}"),
+            (d.test.clip_selection in ("uniform", "offset") or d.test.batch_size == 1,
+             f"dataset.test.clip_selection={d.test.clip_selection} gives each video its own number of views: "
+             f"set dataset.test.batch_size=1 (got {d.test.batch_size})"),
+            (not d.test.resize or (len(d.test.resize) == 2 and self.test_crop_size <= min(d.test.resize)),
+             f"dataset.test.resize={d.test.resize} must be [H, W], each at least the crop {self.test_crop_size}"),
             (self.data.decoder in DECODERS, f"data.decoder={self.data.decoder}: use one of {', '.join(DECODERS)}"),
         ]
         for ok, message in checks:
@@ -240,15 +252,35 @@ class DataSpec:
         return int(self.dataset.test.crop_size or self.dataset.train.crop_size)
 
     @property
-    def views_per_video(self) -> int:
-        return self.dataset.test.num_clips * self.dataset.test.num_crops
+    def views_per_video(self) -> int | None:
+        """Views of every video (clips × crops), or None where the clip count depends on the video's length."""
+        t = self.dataset.test
+        return t.num_clips * t.num_crops if t.clip_selection in ("uniform", "offset") else None
+
+    def protocol(self) -> dict[str, Any]:
+        """The test protocol as plain data, as results.json, predictions and export sidecars record it."""
+        d = self.dataset
+        return {
+            "clip_frames": d.clip.frames,
+            "sample_rate": d.clip.sample_rate,
+            "clip_selection": d.test.clip_selection,
+            "num_clips": d.test.num_clips if d.test.clip_selection in ("uniform", "offset") else None,
+            "clip_stride": d.test.clip_stride if d.test.clip_selection == "stride" else None,
+            "num_crops": d.test.num_crops,
+            "scale": None if d.test.resize else self.test_scale,
+            "resize": list(d.test.resize) if d.test.resize else None,
+            "crop_size": self.test_crop_size,
+            "fully_conv": d.test.fully_conv,
+            "aggregation": "mean of softmax over all views",
+        }
 
     def subset(self, stage: str) -> str:
         """The annotation subset a stage (train / val / test) reads, alias resolved."""
         name = getattr(self.dataset, stage).subset
         full = SUBSET_ALIASES.get(name, name)
         if full not in SUBSETS:
-            raise ConfigError(f"dataset.{stage}.subset={name} is not a subset; use one of {', '.join(SUBSETS)} "
+            of = f" of {self.dataset.annotation_path}" if self.dataset.annotation_path else ""
+            raise ConfigError(f"dataset.{stage}.subset={name} is not a subset{of}; use one of {', '.join(SUBSETS)} "
                               f"(or {', '.join(SUBSET_ALIASES)})")
         return full
 
@@ -288,7 +320,8 @@ class DataSpec:
                             f"labels; set dataset.num_classes={annotation.num_classes} or use the matching annotation file")
         unknown = sorted({n for pair in d.train.flip_label_map.items() for n in pair} - set(annotation.labels))
         if unknown:
-            problems.append(f"dataset.train.flip_label_map names labels that {annotation.path} lacks: {unknown[:3]}")
+            problems.append(f"dataset.train.flip_label_map names labels that {annotation.path} lacks: {unknown[:3]}; "
+                            "spell the unknown labels as the annotation's class names")
         return problems
 
     def flip_map(self, annotation: Annotation) -> dict[int, int]:

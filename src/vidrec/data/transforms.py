@@ -54,6 +54,14 @@ def resize_short_side_uint8(clip: torch.Tensor, size: int) -> torch.Tensor:
     return _interpolate(clip.contiguous(memory_format=torch.channels_last), size)
 
 
+def resize_fixed(clip: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize ``(T, C, H, W)`` to exactly ``size = (H, W)``, aspect not kept; float, bilinear, no antialias — the
+    128×171 resize of VMZ (``scale_h``/``scale_w``) and of torchvision's ``VideoClassification`` preset
+    (``antialias=False``, torchvision/transforms/_presets.py)."""
+    return F.interpolate(clip.float(), size=tuple(int(v) for v in size), mode="bilinear", align_corners=False,
+                         antialias=False)
+
+
 def crop(clip: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
     """Square crop of side ``size`` at ``(top, left)`` of ``(..., H, W)``."""
     return clip[..., top : top + size, left : left + size]
@@ -134,13 +142,15 @@ class ClipTransform:
     test_scale: int = 128
     test_crop_size: int | None = None
     num_crops: int = 1
+    test_resize: tuple[int, int] | None = None  # a fixed H × W instead of the short side test_scale
 
     @classmethod
     def from_spec(cls, spec: DataSpec, mean: Sequence[float], std: Sequence[float]) -> ClipTransform:
         """The train and test transforms of a dataset spec, normalising with ``mean``/``std``."""
         return cls(mean=tuple(mean), std=tuple(std), crop_size=spec.dataset.train.crop_size,
                    scale_range=spec.train_scale, test_scale=spec.test_scale, test_crop_size=spec.test_crop_size,
-                   num_crops=spec.dataset.test.num_crops)
+                   num_crops=spec.dataset.test.num_crops,
+                   test_resize=tuple(spec.dataset.test.resize) if spec.dataset.test.resize else None)
 
     @staticmethod
     def _resize(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -160,5 +170,7 @@ class ClipTransform:
     def eval(self, frames: torch.Tensor, num_crops: int | None = None) -> torch.Tensor:
         """Eval views of one clip (or of several clips concatenated on T by the caller): ``(crops, C, T, H, W)``."""
         size = self.test_crop_size or self.crop_size
-        crops = spatial_crops(self._resize(frames, self.test_scale), size, num_crops or self.num_crops)
+        resized = (resize_fixed(to_tchw(frames), self.test_resize) if self.test_resize
+                   else self._resize(frames, self.test_scale))
+        crops = spatial_crops(resized, size, num_crops or self.num_crops)
         return normalize(torch.stack(crops), self.mean, self.std)

@@ -1,7 +1,16 @@
 """I3D-ResNet and Non-local I3D-ResNet (Wang et al., CVPR 2018; facebookresearch/video-nonlocal-net).
 
-Layout of the repo's ``resnet_video.py`` (VIDEO_ARC_CHOICE 2 and 4): conv1 5x7x7 stride (1, 2, 2), BN, ReLU,
-max pool 1x3x3 stride (1, 2, 2) without padding, res2, a 2x1x1 temporal max pool (``pool2``), res3..res5.
+Two stems, as the repo's two model files (VIDEO_ARC_CHOICE 2 and 4, ``obtain_arc``):
+
+- ``resnet_video_org.py``, the paper's 32×2 models (``scripts/run_i3d_*_400k_32f.sh``:
+  ``MODEL.MODEL_NAME resnet_video_org``): conv1 5x7x7 stride (2, 2, 2) (``temp_strides_1=[2]``), max pool
+  2x3x3 stride (2, 2, 2) — with ``pool2``, a total temporal stride of 8 (32 frames → 4 at res5);
+  names ``i3d_r50_32x2``, ``i3d_nl_r50_32x2``, ``i3d_r101_32x2``, ``i3d_nl_r101_32x2``.
+- ``resnet_video.py``, the 8×8 models: conv1 stride (1, 2, 2), max pool 1x3x3 stride (1, 2, 2) (8 frames → 4);
+  names ``*_8x8``. The unsuffixed names (``i3d_r50`` ...) are this network with a 32-frame default clip (4× the
+  compute of the 32×2 network; kept for runs that chose it).
+
+Then: BN, ReLU after conv1, the max pool without padding, res2, a 2x1x1 temporal max pool (``pool2``), res3..res5.
 Bottlenecks are 3x1x1 (inflated, or 1x1x1) -> 1x3x3 (spatial stride) -> 1x1x1. Inflated blocks: all of
 res2, blocks 0, 2 of res3, even blocks of res4, block 1 of res5. Non-local blocks (embedded Gaussian,
 scaled by 1/sqrt(C/2), phi/g max-pooled 1x2x2, BN with gamma 0) follow res3 blocks 1, 3 and res4 blocks
@@ -63,13 +72,15 @@ class I3DResNet(nn.Module):
     """ResNet-50/101 inflated to 3D; ``non_local=True`` adds the five non-local blocks."""
 
     def __init__(self, depth: int = 50, num_classes: int = 400, non_local: bool = False,
-                 nl_subsample: bool = True, dropout: float = 0.0, zero_init_residual: bool = True) -> None:
+                 nl_subsample: bool = True, dropout: float = 0.0, zero_init_residual: bool = True,
+                 temporal_stride: bool = False) -> None:
         super().__init__()
         blocks, inflated, nl_positions = _ARCH[depth]
-        self.conv1 = nn.Conv3d(3, 64, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False)
+        t = 2 if temporal_stride else 1  # resnet_video_org.py: temp_strides_1=[2], pool1 [2, 3, 3] / [2, 2, 2]
+        self.conv1 = nn.Conv3d(3, 64, (5, 7, 7), (t, 2, 2), (2, 3, 3), bias=False)
         self.bn1 = nn.BatchNorm3d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool3d((1, 3, 3), (1, 2, 2))
+        self.maxpool = nn.MaxPool3d((t, 3, 3), (t, 2, 2))
         self.pool2 = nn.MaxPool3d((2, 1, 1), (2, 1, 1))
         in_planes = 64
         for stage, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512))):
@@ -90,6 +101,7 @@ class I3DResNet(nn.Module):
                 for i in indices:
                     self.nonlocal_blocks[f"{layer_name}_{i}"] = NonLocalBlock(channels, subsample=nl_subsample)
         self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.fully_conv = False  # True: the fully convolutional test of video-nonlocal-net (see forward)
         self.dropout = nn.Dropout(check_dropout(dropout))
         self.fc = nn.Linear(in_planes, num_classes)
         nl_state = {k: v.clone() for k, v in self.nonlocal_blocks.state_dict().items()}
@@ -109,24 +121,39 @@ class I3DResNet(nn.Module):
         x = self.pool2(self._stage("layer1", x))
         for name in ("layer2", "layer3", "layer4"):
             x = self._stage(name, x)
+        if self.fully_conv and not self.training:
+            return self._fully_conv_head(x)
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
 
+    def _fully_conv_head(self, x: torch.Tensor) -> torch.Tensor:
+        """video-nonlocal-net's test head (``resnet_video_org.py``, ``split == 'test'``): average pool of kernel
+        (T, 7, 7), stride 1, the classifier as a 1x1x1 conv at every position, softmax per position, then the
+        mean over positions. Returns the log of that mean, so that a softmax of the output is the mean."""
+        pooled = nn.functional.avg_pool3d(x, (x.shape[2], min(7, x.shape[3]), min(7, x.shape[4])), stride=1)
+        logits = torch.einsum("bcthw,kc->bkthw", pooled, self.fc.weight) + self.fc.bias[:, None, None, None]
+        return logits.flatten(2).softmax(dim=1).mean(dim=2).log()
 
-def _register(name: str, depth: int, non_local: bool) -> None:
+
+def _register(name: str, depth: int, non_local: bool, temporal_stride: bool, frames: int, reference: str) -> None:
     if non_local:
         def builder(num_classes: int, dropout: float = 0.0, nl_subsample: bool = True,
                     zero_init_residual: bool = True) -> I3DResNet:
-            return I3DResNet(depth, num_classes, True, nl_subsample, dropout, zero_init_residual)
+            return I3DResNet(depth, num_classes, True, nl_subsample, dropout, zero_init_residual, temporal_stride)
     else:
         def builder(num_classes: int, dropout: float = 0.0, zero_init_residual: bool = True) -> I3DResNet:
-            return I3DResNet(depth, num_classes, False, dropout=dropout, zero_init_residual=zero_init_residual)
+            return I3DResNet(depth, num_classes, False, dropout=dropout, zero_init_residual=zero_init_residual,
+                             temporal_stride=temporal_stride)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"{'Non-local ' if non_local else ''}I3D-ResNet-{depth} (video-nonlocal-net)."
-    register_model(name, family="i3d", reference=REFERENCE, frames=32, size=224, mean=NL_MEAN,
+    register_model(name, family="i3d", reference=reference, frames=frames, size=224, mean=NL_MEAN,
                    std=NL_STD)(builder)
 
 
-for _name, _depth, _nl in (("i3d_r50", 50, False), ("i3d_r101", 101, False),
-                           ("i3d_nl_r50", 50, True), ("i3d_nl_r101", 101, True)):
-    _register(_name, _depth, _nl)
+REFERENCE_ORG = "facebookresearch/video-nonlocal-net resnet_video_org.py (Wang et al., CVPR 2018; 32×2 models)"
+for _depth in (50, 101):
+    for _nl in (False, True):
+        _base = f"i3d_{'nl_' if _nl else ''}r{_depth}"
+        _register(_base, _depth, _nl, False, 32, REFERENCE)
+        _register(f"{_base}_8x8", _depth, _nl, False, 8, REFERENCE)
+        _register(f"{_base}_32x2", _depth, _nl, True, 32, REFERENCE_ORG)

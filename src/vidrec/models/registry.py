@@ -93,6 +93,8 @@ def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
             f"model {name!r} got unknown argument(s) {unknown}; accepted: {', '.join(accepted)}"
         )
     try:
-        return builder(num_classes=num_classes, **kwargs)
+        model = builder(num_classes=num_classes, **kwargs)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"model {name!r}: invalid argument(s) {kwargs}: {err}") from err
+    model.vidrec_name = name  # which registry entry built it (load_pretrained matches released weights by it)
+    return model

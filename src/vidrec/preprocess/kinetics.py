@@ -22,7 +22,7 @@ from vidrec.data.layout import UNLABELLED_DIR, VIDEO_EXTENSIONS
 from vidrec.errors import AnnotationError
 from vidrec.preprocess.cli import add_segment_args, extraction_parser, run_extraction, write_dataset_json
 from vidrec.preprocess.frames import Job
-from vidrec.preprocess.labelfiles import read_csv_rows
+from vidrec.preprocess.labelfiles import read_csv_rows, read_lines
 from vidrec.preprocess.layout import require_dir
 
 PATH_FORMAT = "{label}/{video_id}"
@@ -136,6 +136,10 @@ def json_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label-order", choices=("sorted", "csv"), default="sorted",
                         help="labels sorted alphabetically (default) or in order of first appearance in the "
                              "training CSV (3D-ResNets-PyTorch's kinetics_json.py)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="the full class list, one name per line (e.g. the 400 Kinetics-400 classes): the JSON "
+                             "lists exactly these, in this order, so a partial copy keeps the class indices of "
+                             "released models")
     add_segment_args(parser)
     args = parser.parse_args(argv)
     train = read_clips(args.train_csv, "training")
@@ -144,10 +148,15 @@ def json_main(argv: Sequence[str] | None = None) -> int:
         clips += read_clips(args.test_csv, "testing")
     labels = list(dict.fromkeys(c.label for c in train if c.label))
     labels = sorted(labels) if args.label_order == "sorted" else labels
+    if args.labels is not None:
+        labels = [text for _, text in read_lines(args.labels)]
+        if len(set(labels)) != len(labels):
+            raise AnnotationError(f"--labels {args.labels}: a class is listed twice")
     database = {}
     for clip in clips:
         if clip.label is not None and clip.label not in labels:
-            raise AnnotationError(f"{args.val_csv}: label {clip.label!r} of {clip.video_id} never occurs in {args.train_csv}")
+            raise AnnotationError(f"{args.val_csv}: label {clip.label!r} of {clip.video_id} never occurs in "
+                                  f"{args.labels or args.train_csv}")
         database[clip.video_id] = make_entry(clip.subset, clip.label)
     write_dataset_json(args.dst_json, labels, database, args, PATH_FORMAT)
     return 0

