@@ -109,6 +109,7 @@ def write_eval_outputs(out: Path, cfg: Mapping[str, Any], dm: Any, module: Any, 
         "num_videos": len(res["index"]),
         "views_per_video": views,
         "skipped_videos": len(module.skipped["test"]) + len(dm.missing.get("test", [])),
+        "excluded_videos": len(getattr(dm, "excluded", {}).get("test", [])),  # issue #14 hook (data.exclude)
         "checkpoint": str(ckpt) if ckpt else None,
         "dataset": cfg["dataset"].get("name"),
         "subset": test.get("subset", "validation"),

@@ -101,7 +101,8 @@ class VideoClassifier(pl.LightningModule):
             self._seen[stage] += len(batch["label"])
 
     def _check_skips(self, stage: str) -> None:
-        skipped = self._sum_across_ranks(len(self.skipped[stage]))
+        self.skipped[stage] = self._gather_skips(self.skipped[stage])  # issue #14 hook: every rank's records
+        skipped = len(self.skipped[stage])
         seen = self._sum_across_ranks(self._seen[stage])
         if skipped:
             log.warning("%s: %d unreadable video(s) skipped this epoch (listed in skipped_videos.csv)", stage, skipped)
@@ -113,6 +114,15 @@ class VideoClassifier(pl.LightningModule):
                 f"data.max_skip_ratio={ratio}); the data looks broken — see skipped_videos.csv, e.g. "
                 f"{self.skipped[stage][:1]}"
             )
+
+    def _gather_skips(self, records: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+        """The skip records of all ranks, one per video (the DDP sampler's padding repeats a few), by index:
+        the same list on every rank and on 1 process."""
+        if dist.is_available() and dist.is_initialized():
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, list(records))
+            records = [r for part in gathered for r in part]
+        return sorted({r[0]: tuple(r) for r in records}.values())
 
     def _sum_across_ranks(self, value: int) -> int:
         if dist.is_available() and dist.is_initialized():

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vidrec.data import scan
 from vidrec.data.annotations import SUBSET_ALIASES, SUBSETS, Annotation, load_annotation
 from vidrec.data.layout import FRAME_TEMPLATE, N_FRAMES_FILE, entry_relpath
 from vidrec.errors import ConfigError, DataError, VidrecError
@@ -237,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--classes", action="store_true", help="also list present/entries per class")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--strict", action="store_true", help="exit with code 1 when anything is missing")
+    scan.add_arguments(parser)  # issue #14 hook: --decode, --sample, --workers, --timeout, --out
     return parser
 
 
@@ -255,10 +257,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)
     try:
         result = _run(args)
+        if args.decode:  # issue #14 hook: the decode scan (vidrec.data.scan)
+            print(format_report(result, args.classes), flush=True)
+            result["decode_scan"] = scan.run(args)
     except (VidrecError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else format_report(result, args.classes))
+    if args.decode:
+        print(json.dumps(result, indent=2) if args.json else scan.format_summary(result["decode_scan"]))
+    else:
+        print(json.dumps(result, indent=2) if args.json else format_report(result, args.classes))
     return 1 if result.get("problems") or (args.strict and not result["complete"]) else 0
 
 

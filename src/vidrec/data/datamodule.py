@@ -12,8 +12,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from vidrec.data import isolation
 from vidrec.data.annotations import SUBSET_ALIASES, SUBSETS, Annotation, load_annotation
 from vidrec.data.dataset import ClipSpec, VideoDataset, VideoSource, collate_clips, existing_entries
+from vidrec.data.exclude import split_excluded
 from vidrec.data.samplers import ShardedSampler
 from vidrec.data.sampling import clip_span
 from vidrec.data.synthetic import SyntheticSpec, ensure_synthetic
@@ -78,6 +80,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.annotation: Annotation | None = None
         self.datasets: dict[str, VideoDataset] = {}
         self.missing: dict[str, list[str]] = {}
+        self.excluded: dict[str, list[str]] = {}  # issue #14 hook: ids left out by data.exclude, per mode
         self._root = str(dataset["root"]) if dataset.get("root") else ""
         self._annotation_path = str(dataset["annotation_path"]) if dataset.get("annotation_path") else ""
 
@@ -127,6 +130,9 @@ class VideoDataModule(pl.LightningDataModule):
             raise ConfigError(f"dataset.{mode}.subset={subset} is not a subset of {self._annotation_path}; "
                               f"use one of {', '.join(SUBSETS)} (or {', '.join(SUBSET_ALIASES)})")
         entries = self.annotation.subset(subset)
+        entries, self.excluded[mode] = split_excluded(entries, self.data.get("exclude"))  # issue #14 hook
+        if self.excluded[mode]:
+            log.info("%s: %d videos excluded (data.exclude=%s)", mode, len(self.excluded[mode]), self.data["exclude"])
         if mode == "test" and any(e.label is None for e in entries):
             raise ConfigError(
                 f"dataset.test.subset={subset} of {self._annotation_path} has unlabelled videos; evaluate on a labelled "
@@ -158,6 +164,7 @@ class VideoDataModule(pl.LightningDataModule):
             flip_label_map=self._flip_map(),
             strict=bool(self.data.get("strict", False)),
             decoder=str(self.data.get("decoder", "auto")),
+            decode_timeout_s=isolation.timeout_of(self.data),  # issue #14 hook
         )
 
     def _check_clip_config(self) -> None:

@@ -11,9 +11,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from vidrec.data import sampling
+from vidrec.data import isolation, sampling
 from vidrec.data.annotations import VideoEntry
-from vidrec.data.decoding import count_frames, read_frames
 from vidrec.data.transforms import ClipTransform
 from vidrec.errors import DecodeError, VidrecError
 
@@ -63,6 +62,8 @@ class VideoDataset(Dataset):
     flip_label_map: dict[int, int] = field(default_factory=dict)
     strict: bool = False
     decoder: str = "auto"
+    # issue #14 hook: decodes run in a supervised child process (vidrec.data.isolation); None: in-process
+    decode_timeout_s: float | None = 60.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -78,7 +79,7 @@ class VideoDataset(Dataset):
         entry = self.entries[index]
         if entry.n_frames:
             return entry.n_frames
-        return count_frames(self.path(index), exact=False)
+        return isolation.count_frames(self.path(index), exact=False, timeout=self.decode_timeout_s)
 
     def indices(self, index: int, generator: torch.Generator) -> torch.Tensor:
         """Frame indices of the item: ``[T]`` for train/val, ``[K, T]`` for test."""
@@ -93,7 +94,7 @@ class VideoDataset(Dataset):
         """Decode and transform one item; raises :class:`DecodeError` when the video is unreadable."""
         entry = self.entries[index]
         idx = self.indices(index, generator)
-        frames = read_frames(self.path(index), idx, backend=self.decoder)
+        frames = isolation.read_frames(self.path(index), idx, backend=self.decoder, timeout=self.decode_timeout_s)
         label = entry.label_index
         if self.mode == "train":
             flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)
