@@ -160,3 +160,30 @@ def test_scan_finds_the_bad_videos_resumes_after_kill_9_and_exclude_leaves_them_
     assert not (run / "skipped_videos.csv").exists()  # excluded, not skipped
     results = read_json(run / "results.json")
     assert results["excluded_videos"] == 1 and results["skipped_videos"] == 0 and results["num_videos"] == 15
+    assert results["coverage"] == {"reference": "annotation", "split": "testing", "listed": 16, "present": 16,
+                                   "fraction": 1.0}
+
+
+def test_official_csv_coverage_per_split_and_class(tmp_path, capsys):
+    """3 of 4 listed validation videos present: 75 %; class b (1 of 2) is below 90 %, class a (2 of 2) is not."""
+    from vidrec.data.annotations import make_entry, write_annotation
+    from vidrec.data.check import main
+
+    rows = [("a", "yt1", 0, 10), ("a", "yt2", 5, 15), ("b", "yt3", 1, 11), ("b", "yt4", 2, 12)]
+    database = {}
+    for label, yid, start, end in rows:
+        vid = f"{yid}_{start:06d}_{end:06d}"
+        database[vid] = make_entry("validation", label, 12)
+        if yid != "yt4":
+            (tmp_path / "videos" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "videos" / label / f"{vid}.mp4").write_bytes(b"x")
+    write_annotation(tmp_path / "annotation.json", ["a", "b"], database)
+    official = tmp_path / "kinetics_400_val.csv"
+    official.write_text("label,youtube_id,time_start,time_end,split\n"
+                        + "".join(f"{label},{yid},{start},{end},val\n" for label, yid, start, end in rows))
+    assert main(["--annotation", str(tmp_path / "annotation.json"), "--root", str(tmp_path / "videos"),
+                 "--source", "video", "--official-csv", str(official), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "official validation: 3 of 4 videos present (75.0%); 1 of 2 classes below 90% (e.g. b)" in out
+    written = read_json(tmp_path / "out" / "coverage.json")["validation"]
+    assert written["classes"] == {"a": [2, 2], "b": [1, 2]} and written["classes_below_90"] == ["b"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from vidrec.data.coverage import for_results as coverage_for_results
 from vidrec.io import atomic_open, atomic_write_json, atomic_write_text
 from vidrec.module import video_metrics
 
@@ -110,6 +111,7 @@ def write_eval_outputs(out: Path, cfg: Mapping[str, Any], dm: Any, module: Any, 
         "views_per_video": views,
         "skipped_videos": len(module.skipped["test"]) + len(dm.missing.get("test", [])),
         "excluded_videos": len(getattr(dm, "excluded", {}).get("test", [])),  # issue #14 hook (data.exclude)
+        "coverage": coverage_for_results(cfg, dm),  # issue #14 hook: what the figures were computed on
         "checkpoint": str(ckpt) if ckpt else None,
         "dataset": cfg["dataset"].get("name"),
         "subset": test.get("subset", "validation"),

@@ -91,6 +91,7 @@ def _check(annotation: Annotation, root: str | os.PathLike, source: str, path_fo
         raise DataError(f"{root}: data root does not exist; pass the folder holding the frame folders or videos")
     subsets = _count(annotation, root, source, path_format, video_ext)
     return {"annotation": str(annotation.path), "root": str(root), "source": source, "path_format": path_format,
+            "video_ext": video_ext,
             "num_labels": annotation.num_classes, "subsets": subsets,
             "complete": all(s["missing"] == 0 and s["segment_mismatch"] == 0 for s in subsets.values())}
 
@@ -239,6 +240,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--strict", action="store_true", help="exit with code 1 when anything is missing")
     scan.add_arguments(parser)  # issue #14 hook: --decode, --sample, --workers, --timeout, --out
+    parser.add_argument("--official-csv", action="append", default=[], type=Path,
+                        help="official split list (Kinetics CSV); report its coverage, write coverage.json to --out")
     return parser
 
 
@@ -251,12 +254,27 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return check_dataset(args.annotation, args.root, args.source, args.path_format, args.video_ext)
 
 
+def _coverage(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    from vidrec.data.coverage import format_coverage, official_coverage
+    from vidrec.io import atomic_write_json
+
+    splits = official_coverage(args.official_csv, result["root"], result["source"], result["path_format"],
+                               result["video_ext"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out / "coverage.json", splits)
+    if not args.json:
+        print(format_coverage(splits) + f"\n(written to {args.out / 'coverage.json'})", flush=True)
+    return splits
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of the data check; exit code 2 on bad input, 1 when training would fail (or, with
     ``--strict``, when data is missing)."""
     args = _parser().parse_intermixed_args(argv)
     try:
         result = _run(args)
+        if args.official_csv:  # issue #14 hook: coverage of the official splits (vidrec.data.coverage)
+            result["coverage"] = _coverage(args, result)
         if args.decode:  # issue #14 hook: the decode scan (vidrec.data.scan)
             print(format_report(result, args.classes), flush=True)
             result["decode_scan"] = scan.run(args)

@@ -7,6 +7,7 @@ Workers die with their parent (Linux), so a killed run leaves no process still w
 from __future__ import annotations
 
 import csv
+import math
 import multiprocessing
 import signal
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidrec.data import isolation
 from vidrec.errors import DecodeError, VidrecError
 from vidrec.preprocess.frames import Job, Options, extract
 
@@ -39,7 +41,8 @@ def _reason(exc: BaseException, source: Path) -> str:
 def _work(item: tuple[Job, Options]) -> tuple[Job, int, str]:
     job, opts = item
     try:
-        return job, extract(job, opts), ""
+        # issue #14 hook: the extraction runs in a supervised child, so a decoder crash fails this video only
+        return job, isolation.call(extract, job, opts, timeout=math.inf, path=job.source), ""
     except Exception as exc:  # reported in the failure list, never a crash of the whole run
         return job, 0, _reason(exc, job.source)
 
