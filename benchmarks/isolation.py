@@ -77,13 +77,13 @@ def compare(candidate, reference, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     common.header("supervised decoding vs in-process decoding (loader items per CPU second, 1 process)")
     common.one_worker_thread()
     kin = kinetics_like()
     kin_test = {**kin, "test": {"subset": "training", "num_clips": 10, "num_crops": 3, "scale": 128, "crop_size": 112}}
-    recipes = [("kinetics_like_test_10x3", kin_test, "test", max(4, args.items // 32)),
+    recipes = [("kinetics_like_test_10x3", kin_test, "test", max(4, args.items // 16)),
                ("kinetics_like_train", kin, "train", max(8, args.items // 8)),
                ("synthetic_default_train", synthetic_default(), "train", args.items)]
     figures, ratios = {}, {}

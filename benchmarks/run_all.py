@@ -22,6 +22,7 @@ BENCHMARKS = {
     "train_step": [],
     "dataloader": [],
     "model_speed": [],
+    "isolation": [],
 }
 
 

@@ -187,3 +187,20 @@ def test_official_csv_coverage_per_split_and_class(tmp_path, capsys):
     assert "official validation: 3 of 4 videos present (75.0%); 1 of 2 classes below 90% (e.g. b)" in out
     written = read_json(tmp_path / "out" / "coverage.json")["validation"]
     assert written["classes"] == {"a": [2, 2], "b": [1, 2]} and written["classes_below_90"] == ["b"]
+
+
+def test_frame_extraction_lists_a_crashing_video_as_a_failure(tmp_path):
+    """Preprocessing: the video whose decode segfaults is a row of failures.csv; the other videos are extracted."""
+    import official_layouts as layouts
+
+    ucf = layouts.make_ucf101(tmp_path)
+    crash = "v_Archery_g08_c01"
+    jpg = tmp_path / "jpg"
+    proc = subprocess.run([sys.executable, str(REPO / "preprocess" / "video_jpg_ucf101_hmdb51.py"), str(ucf["videos"]),
+                           str(jpg), "--size", "32", "--workers", "1"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **FAULTS, "VIDREC_TEST_FAULTS": f"segv:{crash}"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(jpg / "failures.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [Path(r["video"]).stem for r in rows] == [crash] and rows[0]["reason"].startswith("crashed: SIGSEGV")
+    assert "extracted 8 videos" in proc.stdout + proc.stderr and not (jpg / "Archery" / crash).exists()

@@ -93,7 +93,7 @@ def for_results(cfg: Mapping[str, Any], dm: Any) -> dict[str, Any]:
             s = splits[subset]
             return {"reference": str(path), "split": subset, "listed": s["listed"], "present": s["present"],
                     "fraction": s["fraction"], "classes_below_90": len(s["classes_below_90"])}
-    present = len(dm.datasets["test"].entries)
+    present = len(dm.test_ids())
     missing, excluded = len(dm.missing.get("test", [])), len(getattr(dm, "excluded", {}).get("test", []))
     listed = present + missing + excluded
     return {"reference": "annotation", "split": subset, "listed": listed, "present": present + excluded,
