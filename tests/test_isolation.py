@@ -109,6 +109,7 @@ def test_runs_finish_and_list_both_videos_with_their_reasons(runs):
         assert SEGV_TEST not in {r["video_id"] for r in csv.DictReader(f)}
     out = runs["procs"][0].stdout + runs["procs"][0].stderr
     assert "2 unreadable video(s) skipped this epoch" in out
+    assert "Unexpected segmentation fault" not in out  # the decoder child does not run the worker's handlers
 
 
 def test_ddp_and_resume_agree_with_one_process(runs):
@@ -120,6 +121,21 @@ def test_ddp_and_resume_agree_with_one_process(runs):
     for key in ("test/top1", "test/top5", "test/mean_class_acc", "val/top1"):
         assert m_one[key] == m_two[key] == m_cut[key], key
     assert "MEMBER: 2/2" in runs["procs"][1].stdout + runs["procs"][1].stderr
+
+
+@pytest.mark.parametrize("setting", ["data.strict=true", "data.max_skip_ratio=0.05"])
+def test_strict_and_max_skip_ratio_apply_to_crashes_and_timeouts(copy, tmp_path, setting):
+    from test_reliability_config import one_error_line
+
+    proc = run_entry("train.py", *COMMON, f"dataset.root={copy / 'videos'}", "trainer.max_epochs=1", "test=false",
+                     "+trainer.limit_val_batches=0", f"dataset.annotation_path={copy / 'annotation.json'}",
+                     f"hydra.run.dir={tmp_path}", setting, env=FAULTS, check=False)
+    line = one_error_line(proc)
+    if setting == "data.strict=true":
+        assert "data.strict=true" in line and (f"{SEGV}.mp4: crashed: SIGSEGV" in line or f"{HANG}.mp4: timed out" in line)
+    else:
+        assert "train: 2 of 24 videos could not be decoded" in line and "data.max_skip_ratio=0.05" in line
+        assert SEGV in (tmp_path / "skipped_videos.csv").read_text()
 
 
 # ---------------------------------------------------------------- the pre-flight scan and data.exclude

@@ -63,7 +63,8 @@ def _serve(conn: Connection, shm: mmap.mmap) -> None:
     """The child's loop: ``(fn, args)`` in; out ``("ok", pickle, places)``, each out-of-band buffer placed in ``shm``
     at ``(offset, size)`` or, when ``shm`` is full, sent after the reply (``(-1, size)``); or ``("err", exc)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in (signal.SIGTERM, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGABRT):
+        signal.signal(sig, signal.SIG_DFL)  # not a DataLoader worker's handlers ("segmentation fault in worker")
     faulthandler.disable()  # an inherited handler would dump the parent's stack as if the parent had crashed
     _die_with_parent()
     if "torch" in sys.modules:  # one intra-op thread, as in a loader worker
