@@ -220,3 +220,11 @@ def test_frame_extraction_lists_a_crashing_video_as_a_failure(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [Path(r["video"]).stem for r in rows] == [crash] and rows[0]["reason"].startswith("crashed: SIGSEGV")
     assert "extracted 8 videos" in proc.stdout + proc.stderr and not (jpg / "Archery" / crash).exists()
+    from types import SimpleNamespace
+
+    from vidrec.data.coverage import for_results
+
+    cfg = {"dataset": {"test": {"subset": "validation"}}, "data": {"coverage": str(tmp_path / "out" / "coverage.json")}}
+    dm = SimpleNamespace(test_ids=lambda: ["x"], missing={}, excluded={})
+    assert for_results(cfg, dm) == {"reference": str(tmp_path / "out" / "coverage.json"), "split": "validation",
+                                    "listed": 4, "present": 3, "fraction": 0.75, "classes_below_90": 1}
