@@ -276,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.official_csv:  # issue #14 hook: coverage of the official splits (vidrec.data.coverage)
             result["coverage"] = _coverage(args, result)
         if args.decode:  # issue #14 hook: the decode scan (vidrec.data.scan)
-            print(format_report(result, args.classes), flush=True)
+            if not args.json:
+                print(format_report(result, args.classes), flush=True)
             result["decode_scan"] = scan.run(args)
     except (VidrecError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
