@@ -23,6 +23,7 @@ BENCHMARKS = {
     "dataloader": [],
     "model_speed": [],
     "reencode": ["--clips", "12"],
+    "isolation": [],
 }
 
 

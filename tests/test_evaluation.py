@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from conftest import moving_bar_frames, read_json
-from vidrec.data import dataset as dataset_module
+from vidrec.data import isolation
 from vidrec.data.annotations import VideoEntry
 from vidrec.data.dataset import VideoDataset
 from vidrec.data.sampling import test_clip_indices
@@ -96,8 +96,8 @@ def test_test_views_decode_each_video_once(tmp_path, monkeypatch):
     frames = moving_bar_frames(n=20, h=48, w=64)
     write_video(tmp_path / "v.mp4", frames, fps=10)
     calls = []
-    real = dataset_module.read_frames
-    monkeypatch.setattr(dataset_module, "read_frames", lambda path, idx, **kw: calls.append(torch.as_tensor(idx).numel()) or real(path, idx, **kw))
+    real = isolation.read_frames
+    monkeypatch.setattr(isolation, "read_frames", lambda path, idx, **kw: calls.append(torch.as_tensor(idx).numel()) or real(path, idx, **kw))
     transform = ClipTransform(IMAGENET_MEAN, IMAGENET_STD, crop_size=32, test_scale=40, num_crops=3)
     ds = VideoDataset([VideoEntry("v", "testing", "a", 0, 20)], Location(str(tmp_path), "video", "{video_id}"),
                       mode="test", clip=ClipConfig(frames=4, sample_rate=2), num_clips=3, transform=transform)

@@ -16,6 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from vidrec.data.coverage import for_results as coverage_for_results
 from vidrec.data.datamodule import VideoDataModule
 from vidrec.files import atomic_open, atomic_write_json, atomic_write_text
 from vidrec.models.weights import sha256_of
@@ -175,7 +176,10 @@ def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, 
         "dataset": spec.dataset.name,
         "subset": spec.subset("test"),
         "protocol": spec.protocol(),
-        "coverage": {"videos_evaluated": len(res["index"]), "entries": len(ids) + len(dm.missing.get("test", [])),
+        "excluded_videos": len(getattr(dm, "excluded", {}).get("test", [])),  # data.exclude
+        # what the figures were computed on: the split's videos present (of those listed officially, with
+        # data.coverage) and those evaluated, missing on disk and skipped
+        "coverage": {**coverage_for_results(spec, dm), "videos_evaluated": len(res["index"]),
                      "missing": len(dm.missing.get("test", [])), "skipped": len(module.skipped["test"])},
     }
     if released is not None:

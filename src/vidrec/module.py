@@ -102,8 +102,8 @@ class VideoClassifier(pl.LightningModule):
 
     def _check_skips(self, stage: str) -> None:
         """Stop when more than ``max_skip_ratio`` of this epoch's videos (all ranks) could not be decoded."""
-        self._enforce_skip_ratio(stage, self._sum_across_ranks(len(self.skipped[stage])),
-                                 self._sum_across_ranks(self._seen[stage]))
+        self.skipped[stage] = self._gather_skips(self.skipped[stage])  # every rank's records, the same on each
+        self._enforce_skip_ratio(stage, len(self.skipped[stage]), self._sum_across_ranks(self._seen[stage]))
 
     def _enforce_skip_ratio(self, stage: str, skipped: int, decoded: int) -> None:
         if not skipped:
@@ -116,6 +116,15 @@ class VideoClassifier(pl.LightningModule):
                 f"data.max_skip_ratio={ratio}); the data looks broken — see skipped_videos.csv, e.g. "
                 f"{self.skipped[stage][:1]}, or raise data.max_skip_ratio to accept it"
             )
+
+    def _gather_skips(self, records: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+        """The skip records of all ranks, one per video (the DDP sampler's padding repeats a few), by index:
+        the same list on every rank and on 1 process."""
+        if dist.is_available() and dist.is_initialized():
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, list(records))
+            records = [r for part in gathered for r in part]
+        return sorted({r[0]: tuple(r) for r in records}.values())
 
     def _sum_across_ranks(self, value: int) -> int:
         if dist.is_available() and dist.is_initialized():

@@ -23,6 +23,7 @@ when anything is missing), 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vidrec.data import scan
 from vidrec.data.annotations import SUBSETS, Annotation, load_annotation
 from vidrec.data.layout import DEFAULT_PATH_FORMAT, N_FRAMES_FILE
 from vidrec.data.spec import SOURCES, STAGES, DataSpec, Location
@@ -109,7 +111,8 @@ def check_dataset(annotation_path: str | os.PathLike, root: str | os.PathLike, s
 def _check(annotation: Annotation, location: Location, count_frames: bool = False) -> dict[str, Any]:
     subsets = _count(annotation, location, count_frames)
     return {"annotation": str(annotation.path), "root": location.root, "source": location.source,
-            "path_format": location.path_format, "num_labels": annotation.num_classes, "subsets": subsets,
+            "path_format": location.path_format, "video_ext": location.video_ext,
+            "num_labels": annotation.num_classes, "subsets": subsets,
             "complete": all(s["missing"] == s["segment_mismatch"] == s["truncated"] == s["unreadable"] == 0
                             for s in subsets.values())}
 
@@ -183,7 +186,7 @@ def check_config(cfg: Any, count_frames: bool = False) -> dict[str, Any]:
         raise DataError(f"dataset.root={location.root} (dataset.source={location.source}) does not exist; put the data "
                         f"there (see docs/datasets.md), set paths.data_dir or dataset.dirs.{location.source}")
     result = _check(annotation, location, count_frames)
-    result.update(dataset=spec.dataset.name, num_classes=spec.dataset.num_classes,
+    result.update(dataset=spec.dataset.name, num_classes=spec.dataset.num_classes, data=dataclasses.asdict(spec.data),
                   stages={stage: spec.subset(stage) for stage in STAGES},
                   problems=spec.annotation_problems(annotation) + _stage_problems(spec, result))
     return result
@@ -243,6 +246,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--classes", action="store_true", help="also list present/entries per class")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--strict", action="store_true", help="exit with code 1 when anything is missing")
+    scan.add_arguments(parser)  # issue #14 hook: --decode, --sample, --workers, --timeout, --out
+    parser.add_argument("--official-csv", action="append", default=[], type=Path,
+                        help="official split list (Kinetics CSV); report its coverage, write coverage.json to --out")
     return parser
 
 
@@ -255,16 +261,38 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return check_dataset(args.annotation, args.root, args.source, args.path_format, args.video_ext, args.count_frames)
 
 
+def _coverage(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    from vidrec.data.coverage import format_coverage, official_coverage
+    from vidrec.files import atomic_write_json
+
+    location = Location(result["root"], result["source"], result["path_format"], result["video_ext"])
+    splits = official_coverage(args.official_csv, location)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out / "coverage.json", splits)
+    if not args.json:
+        print(format_coverage(splits) + f"\n(written to {args.out / 'coverage.json'})", flush=True)
+    return splits
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of the data check; exit code 2 on bad input, 1 when training would fail (or, with
     ``--strict``, when data is missing)."""
     args = _parser().parse_intermixed_args(argv)
     try:
         result = _run(args)
+        if args.official_csv:  # coverage of the official splits (vidrec.data.coverage)
+            result["coverage"] = _coverage(args, result)
+        if args.decode:  # the decode scan in isolated processes (vidrec.data.scan)
+            if not args.json:
+                print(format_report(result, args.classes), flush=True)
+            result["decode_scan"] = scan.run(args, result)
     except (VidrecError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else format_report(result, args.classes))
+    if args.decode:
+        print(json.dumps(result, indent=2) if args.json else scan.format_summary(result["decode_scan"]))
+    else:
+        print(json.dumps(result, indent=2) if args.json else format_report(result, args.classes))
     return 1 if result.get("problems") or (args.strict and not result["complete"]) else 0
 
 

@@ -12,8 +12,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from vidrec.data import isolation
 from vidrec.data.annotations import Annotation, load_annotation
 from vidrec.data.dataset import VideoDataset, collate_clips, existing_entries
+from vidrec.data.exclude import split_excluded
 from vidrec.data.sharding import ShardedSampler
 from vidrec.data.spec import DataSpec
 from vidrec.data.transforms import ClipTransform
@@ -67,6 +69,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.annotation: Annotation | None = None
         self.datasets: dict[str, VideoDataset] = {}
         self.missing: dict[str, list[str]] = {}
+        self.excluded: dict[str, list[str]] = {}  # ids left out by data.exclude, per mode
 
     # ----------------------------------------------------------------- setup
     def prepare_data(self) -> None:
@@ -89,6 +92,9 @@ class VideoDataModule(pl.LightningDataModule):
         assert self.annotation is not None
         spec, subset, path = self.spec, self.spec.subset(mode), self.spec.annotation_path
         entries = self.annotation.subset(subset)
+        entries, self.excluded[mode] = split_excluded(entries, spec.data.exclude)
+        if self.excluded[mode]:
+            log.info("%s: %d videos excluded (data.exclude=%s)", mode, len(self.excluded[mode]), spec.data.exclude)
         if mode == "test" and any(e.label is None for e in entries):
             raise ConfigError(
                 f"dataset.test.subset={subset} of {path} has unlabelled videos; evaluate on a labelled "
@@ -121,6 +127,7 @@ class VideoDataModule(pl.LightningDataModule):
             flip_label_map=spec.flip_map(self.annotation),
             strict=spec.data.strict,
             decoder=spec.data.decoder,
+            decode_timeout_s=isolation.timeout_of(spec.data),
         )
 
     @property

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from vidrec.data import sampling
+from vidrec.data import isolation, sampling
 from vidrec.data.annotations import VideoEntry
-from vidrec.data.decoding import count_frames, read_frames, truncated_frame_count
+from vidrec.data.decoding import truncated_frame_count
 from vidrec.data.spec import ClipConfig, DataSpec, Location
 from vidrec.data.transforms import ClipTransform
 from vidrec.errors import DecodeError, VidrecError
@@ -43,6 +43,8 @@ class VideoDataset(Dataset):
     flip_label_map: dict[int, int] = field(default_factory=dict)
     strict: bool = False
     decoder: str = "auto"
+    # decodes run in a supervised child process (vidrec.data.isolation); None: in this process
+    decode_timeout_s: float | None = 60.0
 
     @classmethod
     def of_file(cls, path: Path, spec: DataSpec, transform: ClipTransform, decoder: str = "auto") -> VideoDataset:
@@ -51,7 +53,8 @@ class VideoDataset(Dataset):
         return cls(entries=[VideoEntry(path.name, "testing", None, -1, None)],
                    location=Location(str(path.parent), "frames" if path.is_dir() else "video", "{video_id}", ""),
                    mode="test", clip=spec.dataset.clip, transform=transform, num_clips=t.num_clips,
-                   selection=t.clip_selection, clip_stride=t.clip_stride, strict=True, decoder=decoder)
+                   selection=t.clip_selection, clip_stride=t.clip_stride, strict=True, decoder=decoder,
+                   decode_timeout_s=isolation.timeout_of(spec.data))
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -67,7 +70,7 @@ class VideoDataset(Dataset):
         """The entry's ``n_frames``, else the header's count; for a video that a read found truncated, the frames
         that decode (:func:`~vidrec.data.decoding.truncated_frame_count`)."""
         entry, path = self.entries[index], self.path(index)
-        n = entry.n_frames or count_frames(path, exact=False)
+        n = entry.n_frames or isolation.count_frames(path, exact=False, timeout=self.decode_timeout_s)
         decoded = truncated_frame_count(path)
         return min(n, decoded) if decoded else n
 
@@ -86,12 +89,12 @@ class VideoDataset(Dataset):
         entry, path = self.entries[index], self.path(index)
         state, n = generator.get_state(), self.num_frames(index)
         idx = self.indices(index, generator, n)
-        frames = read_frames(path, idx, backend=self.decoder)
+        frames = isolation.read_frames(path, idx, backend=self.decoder, timeout=self.decode_timeout_s)
         decoded = truncated_frame_count(path)
         if decoded and decoded < n:  # this read found the video truncated: sample again from the frames that decode
             generator.set_state(state)  # the same draws as when the count is known beforehand
             idx = self.indices(index, generator, decoded)
-            frames = read_frames(path, idx, backend=self.decoder)
+            frames = isolation.read_frames(path, idx, backend=self.decoder, timeout=self.decode_timeout_s)
         label = entry.label_index
         if self.mode == "train":
             flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)

@@ -138,10 +138,17 @@ def _note_count(path: Path, claimed: int, decoded: int) -> None:
     key = _file_key(path)
     if key is None or not is_truncated(claimed, decoded) or key in _TRUNCATED:
         return
-    _TRUNCATED[key] = decoded
+    remember_truncated(path, decoded)
     log.warning("%s: the header claims %d frames but only %d decode: the file is truncated; clips are sampled from "
                 "the %d frames that decode. Download the video again (python -m vidrec.data.check --count-frames "
                 "lists such files)", path, claimed, decoded, decoded)
+
+
+def remember_truncated(path: str | os.PathLike, decoded: int) -> None:
+    """Record that only ``decoded`` frames of ``path`` decode (what a read in another process found)."""
+    key = _file_key(Path(path))
+    if key is not None:
+        _TRUNCATED[key] = decoded
 
 
 def truncated_frame_count(path: str | os.PathLike) -> int | None:

@@ -126,6 +126,11 @@ class DataConfig:
     decoder: str = "auto"  # auto = pyav (PyAV, keyframe seeking) | decord
     strict: bool = False  # true: the first unreadable video stops the run
     max_skip_ratio: float = 0.1  # stop when more than this share of an epoch's videos cannot be decoded
+    # a decode that crashes its process or runs longer than decode_timeout_s costs that video only (docs/bad-data.md)
+    isolate_decoding: bool = True  # false: decode in the loader's own process (no crash or hang protection)
+    decode_timeout_s: float | None = 60.0  # null: crashes are caught, no time limit
+    coverage: str | None = None  # coverage.json of `python -m vidrec.data.check ... --official-csv`: in results.json
+    exclude: str | None = None  # bad_videos.csv of `python -m vidrec.data.check ... --decode`: left out, counted
 
 
 # ------------------------------------------------------------------ where entries live

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import multiprocessing
 import signal
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidrec.data import isolation
 from vidrec.errors import DecodeError, VidrecError
 from vidrec.preprocess.frames import Extracted, Job, Options, extract
 
@@ -62,7 +64,8 @@ Work = Callable[[Job, Any], Extracted]
 def _work(item: tuple[Job, Any, Work]) -> tuple[Job, Extracted, str]:
     job, opts, work = item
     try:
-        return job, work(job, opts), ""
+        # in a supervised child: a decoder crash fails this video only
+        return job, isolation.call(work, job, opts, timeout=math.inf, path=job.source), ""
     except Exception as exc:  # reported in the failure list, never a crash of the whole run
         return job, Extracted(0), _reason(exc, job.source)
 
