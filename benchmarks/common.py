@@ -168,3 +168,12 @@ def random_clip_indices(n_frames: int, clips: int, frames: int = 16, rate: int =
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def data_module(dataset: dict, data: dict | None = None):
+    """vidrec's VideoDataModule for a dataset config (``vidrec.data.spec.DatasetConfig`` keys), Kinetics statistics."""
+    from vidrec.data.datamodule import VideoDataModule
+    from vidrec.data.spec import DataSpec
+    from vidrec.models.registry import KINETICS_MEAN, KINETICS_STD
+
+    return VideoDataModule(DataSpec.from_config(dataset, data), KINETICS_MEAN, KINETICS_STD)

@@ -21,7 +21,7 @@ import common
 import torch
 
 from vidrec.data.annotations import make_entry, write_annotation
-from vidrec.data.datamodule import VideoDataModule, available_cpus
+from vidrec.data.datamodule import available_cpus
 from vidrec.data.decoding import count_frames
 from vidrec.models import build_model
 
@@ -55,7 +55,7 @@ def synthetic_default() -> dict:
 
 
 def loader_rate(cfg: dict, workers: int, batches: int) -> float:
-    dm = VideoDataModule({**cfg, "num_workers": workers}, {"persistent_workers": True, "prefetch_factor": 2})
+    dm = common.data_module({**cfg, "num_workers": workers, "loader": {"persistent_workers": True, "prefetch_factor": 2}})
     dm.prepare_data()
     dm.setup("fit")
     loader = dm.train_dataloader()

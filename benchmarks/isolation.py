@@ -24,13 +24,12 @@ import torch
 from dataloader import kinetics_like, synthetic_default
 
 from vidrec.data import isolation
-from vidrec.data.datamodule import VideoDataModule
 
 TARGET = 0.95
 
 
 def dataset(cfg: dict, mode: str, isolate: bool):
-    dm = VideoDataModule({**cfg, "num_workers": 0}, {"isolate_decoding": isolate, "decode_timeout_s": 60})
+    dm = common.data_module({**cfg, "num_workers": 0}, {"isolate_decoding": isolate, "decode_timeout_s": 60})
     dm.prepare_data()
     dm.setup("fit" if mode == "train" else "test")
     return dm.datasets[mode]

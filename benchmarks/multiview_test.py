@@ -29,8 +29,9 @@ def child(mode: str, views_per_batch: int, rounds: int, threads: int) -> dict[st
     """Run one configuration ``rounds`` times in this process; report median wall/CPU seconds and peak RSS."""
     import torch
 
-    from vidrec.module import video_scores
-    from vidrec.predict import InferenceModel, video_views
+    from vidrec.data.spec import DataSpec
+    from vidrec.inference import InferenceModel, video_views
+    from vidrec.scoring import video_scores
 
     if threads:
         torch.set_num_threads(threads)
@@ -38,12 +39,12 @@ def child(mode: str, views_per_batch: int, rounds: int, threads: int) -> dict[st
     from vidrec.models import build_model
 
     net = build_model(MODEL, num_classes=400).eval()
-    model = InferenceModel(net, MODEL, [str(i) for i in range(400)], source="random", dataset={
+    model = InferenceModel(net, MODEL, [str(i) for i in range(400)], source="random", spec=DataSpec.from_config({
         "clip": {"frames": FRAMES, "sample_rate": RATE}, "train": {"crop_size": SIZE},
-        "test": {"num_clips": CLIPS, "num_crops": CROPS, "scale": SCALE, "crop_size": SIZE, "views_per_batch": views_per_batch}})
+        "test": {"num_clips": CLIPS, "num_crops": CROPS, "scale": SCALE, "crop_size": SIZE, "views_per_batch": views_per_batch}}))
     video = common.bench_video()
     walls, cpus = [], []
-    views = video_views(model, video)[0] if mode == "network" else None
+    views = model.network_input(video_views(model, video)[0]) if mode == "network" else None
     for _ in range(rounds if mode != "build" else 0):
         w, c = time.perf_counter(), time.process_time()
         with torch.inference_mode():
@@ -51,7 +52,7 @@ def child(mode: str, views_per_batch: int, rounds: int, threads: int) -> dict[st
                 net(views).softmax(-1).mean(0)
             else:
                 v, _ = video_views(model, video)
-                video_scores(net, v[None], views_per_batch)
+                video_scores(net, model.network_input(v[None]), views_per_batch)
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

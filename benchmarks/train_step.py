@@ -65,7 +65,7 @@ def main() -> None:
     steps = args.steps + 1  # one more start than timed intervals
 
     def lightning() -> float:
-        module = VideoClassifier(copy.deepcopy(initial), 8, optimizer=optimizer)
+        module = VideoClassifier(copy.deepcopy(initial), optimizer=optimizer)
         clock = StepClock()
         trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, callbacks=[clock],

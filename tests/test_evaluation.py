@@ -107,7 +107,7 @@ def test_test_views_decode_each_video_once(tmp_path, monkeypatch):
     # clip-major: view k·3 + j is crop j of clip k
     decoded = real(tmp_path / "v.mp4", test_clip_indices(20, 4, 2, 3))
     for k in range(3):
-        torch.testing.assert_close(item["video"][3 * k : 3 * k + 3], transform.eval(decoded[4 * k : 4 * k + 4]))
+        torch.testing.assert_close(item["video"][3 * k : 3 * k + 3], transform.eval_views(decoded[4 * k : 4 * k + 4]))
 
 
 def test_confusion_matrix_and_per_class_rows():

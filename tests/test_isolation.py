@@ -224,7 +224,9 @@ def test_frame_extraction_lists_a_crashing_video_as_a_failure(tmp_path):
 
     from vidrec.data.coverage import for_results
 
-    cfg = {"dataset": {"test": {"subset": "validation"}}, "data": {"coverage": str(tmp_path / "out" / "coverage.json")}}
+    from vidrec.data.spec import DataSpec
+
+    spec = DataSpec.from_config({"test": {"subset": "validation"}}, {"coverage": str(tmp_path / "out" / "coverage.json")})
     dm = SimpleNamespace(test_ids=lambda: ["x"], missing={}, excluded={})
-    assert for_results(cfg, dm) == {"reference": str(tmp_path / "out" / "coverage.json"), "split": "validation",
+    assert for_results(spec, dm) == {"reference": str(tmp_path / "out" / "coverage.json"), "split": "validation",
                                     "listed": 4, "present": 3, "fraction": 0.75, "classes_below_90": 1}

@@ -23,7 +23,7 @@ from torch import nn
 from vidrec.checkpoint import load_checkpoint, model_state, resolve_ckpt_path, run_config
 from vidrec.data.dataset import VideoDataset
 from vidrec.data.spec import DataSpec
-from vidrec.data.transforms import ClipTransform
+from vidrec.data.transforms import ClipTransform, normalize_cthw
 from vidrec.errors import CheckpointError, ConfigError, DecodeError
 from vidrec.models import load_pretrained, model_info
 from vidrec.models.finetune import get_head
@@ -58,6 +58,10 @@ class InferenceModel:
     @property
     def transform(self) -> ClipTransform:
         return ClipTransform.from_spec(self.spec, self.mean, self.std)
+
+    def network_input(self, views: torch.Tensor) -> torch.Tensor:
+        """uint8 views ``(..., C, T, H, W)`` (from :func:`video_views`, on any device) → the float input of ``net``."""
+        return normalize_cthw(views, self.mean, self.std)
 
     def protocol(self) -> dict[str, Any]:
         """The test protocol as plain data (for the output and the export sidecar)."""
@@ -191,7 +195,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def video_views(model: InferenceModel, video: str | Path, decoder: str = "auto") -> tuple[torch.Tensor, int]:
-    """All test views ``(V, C, T, H, W)`` of one video file or frame folder (decoded once), and its frame count."""
+    """All test views, uint8 ``(V, C, T, H, W)``, of one video file or frame folder (decoded once), and its frame
+    count; :meth:`InferenceModel.network_input` normalises them."""
     path = Path(video)
     if not path.exists():
         raise DecodeError(f"{path}: no such video file or frame folder")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,6 +22,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from vidrec.checkpoint import check_model_fits, model_state
+from vidrec.data.transforms import normalize_cthw
 from vidrec.errors import ConfigError, DataError
 from vidrec.models import load_pretrained
 from vidrec.models.finetune import backbone_parameters, get_head, head_parameters
@@ -91,6 +92,21 @@ class VideoClassifier(pl.LightningModule):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.model(video)
+
+    def set_input_stats(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """The per-channel statistics (pixels in [0, 1]) that normalise the uint8 clips on the device."""
+        self.register_buffer("input_mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("input_std", torch.tensor(std, dtype=torch.float32), persistent=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Loader workers hand over uint8 clips (a quarter of float32's bytes over PCIe); the conversion to
+        float and the normalisation run here, on the device."""
+        video = batch.get("video") if isinstance(batch, dict) else None
+        if video is not None and video.dtype == torch.uint8:
+            if getattr(self, "input_mean", None) is None:
+                raise RuntimeError("VideoClassifier got uint8 clips but no input statistics: call set_input_stats")
+            batch["video"] = normalize_cthw(video, self.input_mean, self.input_std)
+        return batch
 
     # ------------------------------------------------------------- skips
     def _note_skips(self, stage: str, batch: Mapping[str, Any]) -> None:

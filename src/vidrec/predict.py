@@ -21,7 +21,7 @@ def predict_video(model: InferenceModel, video: str | Path, topk: int = 5, devic
     views, num_frames = video_views(model, video, decoder)
     net = model.net.to(dev).eval()
     with torch.inference_mode():
-        probs = video_scores(net, views[None].to(dev), model.spec.dataset.test.views_per_batch)[0].cpu()
+        probs = video_scores(net, model.network_input(views[None].to(dev)), model.spec.dataset.test.views_per_batch)[0].cpu()
     k = min(int(topk), probs.numel())
     top_p, top_i = probs.topk(k)
     return {

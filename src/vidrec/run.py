@@ -105,6 +105,7 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup("fit")
+    module.set_input_stats(dm.mean, dm.std)
     for line in _startup_line(cfg, dm, trainer, lr_text).splitlines():
         log.info(line)
     wandb_utils.log_config(trainer, cfg)
@@ -199,6 +200,7 @@ def evaluate(dcfg: DictConfig) -> dict[str, Any]:
     dm = build_datamodule(cfg)
     dm.prepare_data()
     module = build_module(cfg, dm.spec)
+    module.set_input_stats(dm.mean, dm.std)
     weights = model_state(ckpt, path)
     check_model_fits(module.model, weights, path, cfg["model"]["net"]["name"])
     module.model.load_state_dict(weights)
@@ -232,6 +234,7 @@ def evaluate_released(ecfg: dict[str, Any]) -> dict[str, Any]:
     cfg["model"]["pretrained"] = pretrained
     dm = build_datamodule(cfg)
     dm.prepare_data()
+    module.set_input_stats(dm.mean, dm.std)
     module.hparams.views_per_batch = dm.spec.dataset.test.views_per_batch
     module.hparams.fully_conv_test = dm.spec.dataset.test.fully_conv
     module.hparams.config = cfg

@@ -26,7 +26,7 @@ class VideoDataset(Dataset):
     """Clips of annotated videos.
 
     ``__getitem__`` takes an index or an ``(index, item_seed)`` pair from :class:`ShardedSampler` and returns
-    a dict: ``video`` (train/val ``(C, T, H, W)``; test ``(views, C, T, H, W)``, clip-major), ``label``,
+    a dict: ``video`` (uint8; train/val ``(C, T, H, W)``; test ``(views, C, T, H, W)``, clip-major), ``label``,
     ``index`` and ``ok``. A video that cannot be decoded comes back with ``ok=False`` and its reason (the
     collate function drops it and the module counts it), or raises in strict mode.
     """
@@ -100,11 +100,11 @@ class VideoDataset(Dataset):
             flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)
             if flip:
                 label = self.flip_label_map.get(label, label)
-            return self.transform.train(frames, flip, generator), label
+            return self.transform.train_clip(frames, flip, generator), label
         if self.mode == "val":
-            return self.transform.eval(frames, num_crops=1)[0], label
+            return self.transform.eval_views(frames, num_crops=1)[0], label
         clips = frames.view(idx.shape[0], idx.shape[1], *frames.shape[1:])
-        return torch.cat([self.transform.eval(c) for c in clips]), label
+        return torch.cat([self.transform.eval_views(c) for c in clips]), label
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, index_seed(key))

@@ -112,6 +112,23 @@ def random_crop(clip: torch.Tensor, size: int, generator: torch.Generator | None
     return crop(clip, top, left, size)
 
 
+def to_uint8_cthw(clip: torch.Tensor) -> torch.Tensor:
+    """A ``(..., T, C, H, W)`` clip (uint8, or float in [0, 255]) as contiguous uint8 ``(..., C, T, H, W)``: what
+    loader workers hand over (a quarter of the bytes of float32); float is rounded to the nearest level."""
+    if clip.dtype != torch.uint8:
+        clip = clip.round().clamp_(0, 255).to(torch.uint8)
+    return clip.transpose(-4, -3).contiguous()
+
+
+def normalize_cthw(video: torch.Tensor, mean: Sequence[float] | torch.Tensor,
+                   std: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """uint8 ``(..., C, T, H, W)`` clips (on any device) → float ``(x / 255 - mean) / std`` per channel: the last
+    step of the input pipeline, run on the device after the transfer (``VideoClassifier.on_after_batch_transfer``)."""
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=video.device).view(-1, 1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=video.device).view(-1, 1, 1, 1)
+    return (video.float() - mean * 255.0) / (std * 255.0)
+
+
 def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Scale a ``(..., T, C, H, W)`` clip in [0, 255] to [0, 1], normalise per channel, return ``(..., C, T, H, W)``.
 
@@ -128,7 +145,8 @@ def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -
 
 @dataclass
 class ClipTransform:
-    """Train or test transform from uint8 frames ``(T, H, W, C)`` to normalised float clips.
+    """Train or test transform from uint8 frames ``(T, H, W, C)`` to clips: uint8 for the loader
+    (:meth:`train_clip`, :meth:`eval_views`; normalised on the device), normalised float for direct use.
 
     Train (``__call__`` with ``train=True``): short side jittered in ``scale_range``, random crop, optional
     horizontal flip (the caller maps the label when a flip swaps classes). Eval: short side to ``test_scale``,
@@ -158,19 +176,31 @@ class ClipTransform:
         clip = to_tchw(frames)
         return resize_short_side_uint8(clip, size) if clip.dtype == torch.uint8 else resize_short_side(clip, size)
 
-    def train(self, frames: torch.Tensor, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One augmented training clip ``(C, T, H, W)``."""
+    def _train_crop(self, frames: torch.Tensor, flip: bool, generator: torch.Generator | None) -> torch.Tensor:
         lo, hi = self.scale_range
         size = int(torch.randint(lo, hi + 1, (1,), generator=generator))
         clip = random_crop(self._resize(frames, size), self.crop_size, generator)
-        if flip:
-            clip = clip.flip(-1)
-        return normalize(clip, self.mean, self.std)
+        return clip.flip(-1) if flip else clip
 
-    def eval(self, frames: torch.Tensor, num_crops: int | None = None) -> torch.Tensor:
-        """Eval views of one clip (or of several clips concatenated on T by the caller): ``(crops, C, T, H, W)``."""
+    def _eval_crops(self, frames: torch.Tensor, num_crops: int | None) -> torch.Tensor:
         size = self.test_crop_size or self.crop_size
         resized = (resize_fixed(to_tchw(frames), self.test_resize) if self.test_resize
                    else self._resize(frames, self.test_scale))
-        crops = spatial_crops(resized, size, num_crops or self.num_crops)
-        return normalize(torch.stack(crops), self.mean, self.std)
+        return torch.stack(spatial_crops(resized, size, num_crops or self.num_crops))
+
+    def train_clip(self, frames: torch.Tensor, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One augmented training clip as loader workers produce it: uint8 ``(C, T, H, W)``."""
+        return to_uint8_cthw(self._train_crop(frames, flip, generator))
+
+    def eval_views(self, frames: torch.Tensor, num_crops: int | None = None) -> torch.Tensor:
+        """Eval views of one clip (or of several clips concatenated on T by the caller) as loader workers produce
+        them: uint8 ``(crops, C, T, H, W)``."""
+        return to_uint8_cthw(self._eval_crops(frames, num_crops))
+
+    def train(self, frames: torch.Tensor, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One augmented training clip, normalised: float ``(C, T, H, W)``."""
+        return normalize(self._train_crop(frames, flip, generator), self.mean, self.std)
+
+    def eval(self, frames: torch.Tensor, num_crops: int | None = None) -> torch.Tensor:
+        """Eval views, normalised: float ``(crops, C, T, H, W)`` (a fixed-size resize is not rounded to uint8)."""
+        return normalize(self._eval_crops(frames, num_crops), self.mean, self.std)
