@@ -29,6 +29,11 @@ REFERENCE_PARAMS = {
     "resnet3d_200": 127_423_056,
     "i3d_r50": 28_043_472,
     "i3d_nl_r50": 35_401_936,
+    # video-nonlocal-net's two stems (resnet_video_org.py 32×2, resnet_video.py 8×8) hold the same parameters
+    "i3d_r50_32x2": 28_043_472,
+    "i3d_r50_8x8": 28_043_472,
+    "i3d_nl_r50_32x2": 35_401_936,
+    "i3d_nl_r50_8x8": 35_401_936,
 }
 # Counts measured on vidrec itself (regression values, no external reference figure).
 MEASURED_PARAMS = {
@@ -37,6 +42,10 @@ MEASURED_PARAMS = {
     "resnext3d_101": 48_340_816,
     "i3d_r101": 51_754_192,
     "i3d_nl_r101": 59_112_656,
+    "i3d_r101_32x2": 51_754_192,
+    "i3d_r101_8x8": 51_754_192,
+    "i3d_nl_r101_32x2": 59_112_656,
+    "i3d_nl_r101_8x8": 59_112_656,
     "i3d_inception": 12_689_984,  # BatchNorm scales are fixed buffers, not parameters
 }
 SMALL_CLIP = (2, 3, 8, 64, 64)
@@ -214,3 +223,26 @@ def test_matches_torchvision_when_available() -> None:
         x = torch.randn(1, 3, 8, 64, 64)
         with torch.no_grad():
             torch.testing.assert_close(ours(x), reference(x))
+
+
+@pytest.mark.parametrize("name,sizes", [
+    # resnet_video_org.py: conv1 temporal stride 2, pool1 2x3x3 stride 2, pool2 after res2 (total stride 8)
+    ("i3d_r50_32x2", {"conv1": 16, "maxpool": 8, "layer1": 8, "pool2": 4, "layer2": 4, "layer3": 4, "layer4": 4}),
+    ("i3d_nl_r50_32x2", {"conv1": 16, "maxpool": 8, "layer1": 8, "pool2": 4, "layer2": 4, "layer3": 4, "layer4": 4}),
+    # resnet_video.py: no temporal stride before pool2, so 32 frames stay 16 to the end (8 frames: 4)
+    ("i3d_r50_8x8", {"conv1": 32, "maxpool": 32, "layer1": 32, "pool2": 16, "layer2": 16, "layer3": 16, "layer4": 16}),
+])
+def test_i3d_temporal_size_after_each_stage(name: str, sizes: dict[str, int]) -> None:
+    """The temporal length after each stage for a 32-frame clip (video-nonlocal-net's two model files)."""
+    model = build_model(name, 400).eval()
+    seen: dict[str, int] = {}
+    def module(stage: str) -> torch.nn.Module:  # a stage's last block (forward runs the blocks one by one)
+        return getattr(model, stage)[-1] if stage.startswith("layer") else getattr(model, stage)
+
+    hooks = [module(stage).register_forward_hook(lambda m, i, o, stage=stage: seen.__setitem__(stage, o.shape[2]))
+             for stage in sizes]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    assert seen == sizes

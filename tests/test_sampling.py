@@ -63,3 +63,32 @@ def test_val_clip_is_centre():
 def test_bad_clip_config(frames, rate):
     with pytest.raises(ConfigError, match="must be positive"):
         S.clip_span(frames, rate)
+
+
+@pytest.mark.parametrize("n,frames,rate,stride,clips", [
+    # 3D-ResNets-PyTorch: 1-based starts range(1, n, 16), the last window looped within itself
+    (40, 16, 1, 16, [list(range(16)), list(range(16, 32)), [*range(32, 40), *range(32, 40)]]),
+    (33, 16, 1, 16, [list(range(16)), list(range(16, 32))]),  # start 33 is not < n_frames: no third clip
+    (5, 4, 2, 4, [[0, 2, 4, 0]]),
+    (1, 4, 1, 4, [[0, 0, 0, 0]]),
+])
+def test_strided_clips(n, frames, rate, stride, clips):
+    assert S.strided_clip_indices(n, frames, rate, stride).tolist() == clips
+
+
+@pytest.mark.parametrize("n,frames,rate,k,starts", [
+    (100, 4, 2, 3, [0, 33, 66]),  # video-nonlocal-net: floor(n·k/K)
+    (300, 32, 2, 10, [0, 30, 60, 90, 120, 150, 180, 210, 240, 270]),
+])
+def test_offset_clips(n, frames, rate, k, starts):
+    clips = S.offset_clip_indices(n, frames, rate, k)
+    assert clips[:, 0].tolist() == starts
+    assert clips.tolist()[-1] == [(starts[-1] + i * rate) % n for i in range(frames)]  # looped past the end
+
+
+def test_whole_video_and_the_selection_table():
+    assert S.whole_video_indices(7, 2).tolist() == [[0, 2, 4, 6]]
+    assert torch.equal(S.test_clips(50, 4, 2, "uniform", 3), S.test_clip_indices(50, 4, 2, 3))
+    assert S.test_clips(40, 16, 1, "stride").shape == (3, 16)  # default stride: the span
+    with pytest.raises(ConfigError, match="clip_selection=dense"):
+        S.test_clips(40, 16, 1, "dense")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import os
 import re
 import sys
@@ -118,9 +119,15 @@ def download(name: str, folder: str | os.PathLike | None = None, url: str | None
         with response, part.open("ab" if resumed else "wb") as out, tqdm(
                 total=total or None, initial=have if resumed else 0, unit="B", unit_scale=True,
                 desc=entry.files[0], disable=None if progress is None else not progress) as bar:
-            for block in iter(lambda: response.read(CHUNK), b""):
-                out.write(block)
-                bar.update(len(block))
+            try:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    out.write(block)
+                    bar.update(len(block))
+            except (OSError, http.client.HTTPException):
+                pass  # a broken connection: what arrived is kept for the next try
+        if total and part.stat().st_size < total:
+            raise VidrecError(f"{name}: the download stopped at {part.stat().st_size} of {total} bytes; run the same "
+                              "command again to resume")
     digest = _sha256(part)
     expected = expected_hash(entry)
     if expected and not digest.startswith(expected):

@@ -70,7 +70,8 @@ class VideoDataset(Dataset):
         """The entry's ``n_frames``, else the header's count; for a video that a read found truncated, the frames
         that decode (:func:`~vidrec.data.decoding.truncated_frame_count`)."""
         entry, path = self.entries[index], self.path(index)
-        n = entry.n_frames or isolation.count_frames(path, exact=False, timeout=self.decode_timeout_s)
+        whole = self.mode == "test" and self.selection == "whole"  # every frame counts: decode them, not the header
+        n = entry.n_frames or isolation.count_frames(path, exact=whole, timeout=self.decode_timeout_s)
         decoded = truncated_frame_count(path)
         return min(n, decoded) if decoded else n
 
