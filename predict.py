@@ -1,10 +1,12 @@
 """Predict the action in one video (K clips × crops, mean softmax): `python predict.py video=<file> ckpt_path=<ckpt>`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from vidrec.cli import run_entry
-from vidrec.config import register_configs
+from vidrec.config import command_line, register_configs
 
 register_configs()
 
@@ -17,4 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = command_line(sys.argv[1:])
     main()

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from vidrec.cli import run_entry
-from vidrec.config import register_configs, with_default_experiment
+from vidrec.config import command_line, register_configs
 
 register_configs()
 
@@ -20,5 +20,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = with_default_experiment(sys.argv[1:])
+    sys.argv[1:] = command_line(sys.argv[1:], default_experiment=True)
     main()

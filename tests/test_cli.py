@@ -110,3 +110,33 @@ def test_checkpoint_of_another_model_is_refused_naming_keys(tmp_path):
     torch.save(build_model("r2plus1d_tiny", 8).state_dict(), tmp_path / "weights.pt")  # exported weights, no state_dict
     with pytest.raises(CheckpointError, match=r"weights\.pt: no state_dict, so not a train\.py checkpoint; .* model\.pretrained="):
         model_state(load_checkpoint(tmp_path / "weights.pt"), tmp_path / "weights.pt")
+
+
+def test_a_failed_run_prints_one_error_line_and_leaves_no_empty_run_dir(tmp_path, no_full_error):
+    out = tmp_path / "run"
+    proc = run_entry("train.py", "dataset.clip.frames=0", f"hydra.run.dir={out}", check=False)
+    assert one_error_line(proc).startswith("error: dataset.clip.frames must be positive, got 0")
+    assert "[ERROR]" not in proc.stdout + proc.stderr and not out.exists()
+
+
+def test_eval_override_of_an_unknown_dataset_key_names_the_close_ones(trained, tmp_path, no_full_error):
+    run, _ = trained
+    proc = run_entry("eval.py", f"ckpt_path={run}", "+dataset.rot=/x", f"hydra.run.dir={tmp_path}", check=False)
+    assert "unknown key dataset.rot (did you mean root?)" in one_error_line(proc)
+
+
+def test_path_values_with_parentheses_and_non_latin_letters_need_no_quoting(trained, tmp_path):
+    """Nine Kinetics labels have parentheses: predict.py video=<such a path> works as typed."""
+    import shutil
+
+    from conftest import SHARED_CLIPS
+
+    run, _ = trained
+    folder = tmp_path / "juggling (soccer) サッカー"
+    folder.mkdir()
+    source = SHARED_CLIPS / "v_SoccerJuggling_g23_c01.avi"
+    if not source.is_file():
+        pytest.skip("../shared/clips is absent")
+    video = shutil.copy(source, folder / "clip (1).avi")
+    proc = run_entry("predict.py", f"video={video}", f"ckpt_path={run}", "test.num_clips=1", "test.num_crops=1")
+    assert "clip (1).avi" in proc.stdout and "1." in proc.stdout

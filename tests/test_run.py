@@ -2,6 +2,7 @@
 
 import csv
 
+import pytest
 import torch
 
 from conftest import REPO, TINY, assert_same_predictions, read_json, run_entry
@@ -10,6 +11,11 @@ from conftest import REPO, TINY, assert_same_predictions, read_json, run_entry
 def test_train_writes_the_run_dir(trained):
     run, proc = trained
     assert f"run dir: {run}" in proc.stdout and "metrics:" in proc.stdout
+    output = proc.stdout + proc.stderr
+    assert "model r2plus1d_tiny (1.0 M parameters, " in output and " GFLOPs a clip)" in output
+    for noise in ("Total FLOPs", "litlogger", "LeafSpec"):  # Lightning's lines that do not apply
+        assert noise not in output, noise
+    assert (run / "training_curves.png").stat().st_size > 5000
     for name in [".hydra/config.yaml", "metrics.json", "results.json", "predictions.csv", "per_class.csv",
                  "confusion_matrix.png", "checkpoints/last.ckpt", "checkpoints/epoch000.ckpt", "checkpoints/epoch001.ckpt"]:
         assert (run / name).is_file(), name
@@ -101,3 +107,54 @@ def test_missing_dataset_is_one_clear_line(tmp_path):
 def test_eval_of_missing_checkpoint(tmp_path):
     proc = run_entry("eval.py", f"ckpt_path={tmp_path}/nope.ckpt", f"hydra.run.dir={tmp_path}/run", check=False)
     assert proc.returncode == 1 and "nope.ckpt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_pretrained_classifier_kept_when_it_fits_replaced_with_a_warning_when_not(tmp_path, caplog):
+    """model.pretrained: the released classifier stays when the class count matches; else a new one, and a
+    warning names both counts."""
+    from vidrec.models import build_model
+    from vidrec.module import VideoClassifier
+
+    for classes in (8, 5):
+        torch.save(build_model("r2plus1d_tiny", classes).state_dict(), tmp_path / f"w{classes}.pt")
+    saved = torch.load(tmp_path / "w8.pt", weights_only=True)
+    kept = VideoClassifier(build_model("r2plus1d_tiny", 8), pretrained=str(tmp_path / "w8.pt"))
+    assert torch.equal(kept.model.fc.weight, saved["fc.weight"])
+    with caplog.at_level("WARNING"):
+        replaced = VideoClassifier(build_model("r2plus1d_tiny", 8), pretrained=str(tmp_path / "w5.pt"))
+    assert replaced.model.fc.out_features == 8
+    assert any("its classifier has 5 classes, the model 8: the classifier is replaced" in r.message for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_eval_of_released_weights_writes_a_receipt(tmp_path):
+    """eval.py model=... model.pretrained=<released file> dataset=...: the entry's protocol, and a receipt."""
+    import hashlib
+
+    from conftest import moving_bar_frames
+    from vidrec.data.annotations import make_entry, write_annotation
+    from vidrec.data.synthetic import write_video
+    from vidrec.models import build_model
+
+    root, labels = tmp_path / "data", [f"class_{i}" for i in range(400)]
+    for i in range(2):
+        (root / labels[i]).mkdir(parents=True)
+        write_video(root / labels[i] / f"v{i}.mp4", moving_bar_frames(40, 120, 160, seed=i))
+    write_annotation(root / "ann.json", labels, {f"v{i}": make_entry("validation", labels[i], 40) for i in range(2)})
+    weights = tmp_path / "r3d_18-b3b3357e.pth"  # torchvision's file name and layout
+    torch.save(build_model("r3d_18", 400).state_dict(), weights)
+    out = tmp_path / "eval"
+    run_entry("eval.py", "model=r3d", f"model.pretrained={weights}", "dataset=ucf101", f"dataset.root={root}",
+              f"dataset.annotation_path={root / 'ann.json'}", "dataset.num_classes=400", "dataset.source=video",
+              "dataset.video_ext=.mp4", "dataset.num_workers=0", "test.num_clips=2", f"hydra.run.dir={out}",
+              "trainer.enable_progress_bar=false")
+    results = read_json(out / "results.json")
+    assert results["weights"] == {"file": str(weights), "entry": "r3d_18.tv_kinetics400",
+                                  "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    protocol = results["protocol"]
+    assert (protocol["clip_frames"], protocol["sample_rate"], protocol["resize"], protocol["crop_size"]) == (16, 1, [128, 171], 112)
+    assert (protocol["num_clips"], protocol["num_crops"]) == (2, 1)  # num_clips from the command line
+    assert results["departures_from_the_authors_protocol"] == ["test.num_clips=2 (the authors': 5)"]
+    assert results["published"]["top1"] == 63.2 and results["published"]["split"] == "K400 val"
+    assert results["difference"]["top1"] == round(100 * results["top1"] - 63.2, 2)
+    assert results["coverage"]["videos_evaluated"] == 2 and results["coverage"]["listed"] == 2

@@ -47,6 +47,29 @@ def test_kill_during_training_then_resume_from_last(tmp_path, data_dir):
     assert (run / "metrics.json").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGINT semantics")
+def test_ctrl_c_ends_with_the_resume_command_which_resumes(tmp_path, data_dir):
+    import shlex
+
+    run = tmp_path / "run (a)"  # a run dir Hydra's grammar needs quoted
+    last = run / "checkpoints" / "last.ckpt"
+    args = [*TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", f"trainer.max_epochs={EPOCHS}", "test=false"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 300
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "interrupted; resume with:" in err, err[-2000:]
+    command = shlex.split(err.split("interrupted; resume with:")[1].strip().splitlines()[0])
+    assert command[:2] == ["python", "train.py"] and "ckpt_path=last" in command and f"hydra.run.dir={run}" in command
+    resumed = run_entry("train.py", *command[2:])
+    assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout + resumed.stderr
+    assert load_checkpoint(last)["epoch"] == EPOCHS - 1
+
+
 @dataclasses.dataclass
 class BuggyDataset(VideoDataset):
     """A dataset whose loading of one video raises an exception vidrec does not expect (a bug, a library failure)."""

@@ -117,7 +117,7 @@ def test_weights_export_loads_back_with_load_pretrained(runs, tmp_path):
     out = tmp_path / "shared" / "tiny.pt"
     proc = subprocess.run([sys.executable, "-m", "vidrec.weights_export", str(best), str(out)],
                           capture_output=True, text=True, check=True)
-    assert f"wrote {out}" in proc.stdout and "model.pretrained=" in proc.stdout
+    assert f"wrote {out}" in proc.stdout and f"python train.py model=r2plus1d model.depth=tiny model.pretrained={out}" in proc.stdout
     state = torch.load(out, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values()) and not any(k.startswith("model.") for k in state)
     info = json.loads((tmp_path / "shared" / "tiny.pt.json").read_text())
@@ -147,3 +147,16 @@ def test_ckpt_path_auto_resumes_only_when_there_is_a_last_checkpoint(tmp_path):
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
     assert resolve_resume_path("auto", tmp_path) == resolve_resume_path("last", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
     assert resolve_resume_path(str(tmp_path), "/elsewhere") == str(tmp_path / "checkpoints" / "last.ckpt")  # a run dir
+
+
+def test_resumed_run_keeps_its_whole_csv_log_and_draws_the_curves(runs):
+    """Resumed into the same run dir, csv/metrics.csv holds the epochs before and after the cut (Lightning's own
+    CSV logger would have deleted them); every step's train/loss is there although an epoch has fewer steps than
+    trainer.log_every_n_steps; training_curves.png shows the whole run."""
+    from vidrec.loggers import read_metrics
+
+    for name in ("full", "cut"):
+        rows = read_metrics(runs[name] / "csv" / "metrics.csv")
+        assert sorted(int(r["epoch"]) for r in rows if "val/top1" in r) == [0, 1, 2, 3], name
+        assert len([r for r in rows if "train/loss" in r]) == 4 * STEPS_PER_EPOCH, name
+        assert (runs[name] / "training_curves.png").stat().st_size > 5000

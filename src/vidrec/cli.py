@@ -51,9 +51,55 @@ def error_line(exc: VidrecError) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
+class FileOnly(logging.Filter):
+    """Console-handler filter: records logged with ``extra={"file_only": True}`` go to the log file alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "file_only", False)
+
+
+#: Lightning's messages that do not apply to vidrec runs (a tip for another product; a deprecation inside
+#: Lightning itself; the checkpoint callback's complaint when max_steps ends a run before any validation).
+QUIET_WARNINGS = (r".*litlogger.*", r".*LeafSpec.*", r".*could not find the monitored key.*",
+                  r".*is smaller than the logging interval.*")
+
+
+def quiet_lightning() -> None:
+    """Silence :data:`QUIET_WARNINGS` (as warnings and as log records of Lightning's rank-zero logger)."""
+    import re
+    import warnings
+
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    matches = [re.compile(p, re.S) for p in QUIET_WARNINGS]
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: not any(m.match(record.getMessage()) for m in matches))
+
+
+def _remove_empty_run_dir() -> None:
+    """A run that failed before writing anything (only ``.hydra/`` and its log) leaves no folder behind."""
+    import shutil
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    out = Path(HydraConfig.get().runtime.output_dir)
+    kept = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if kept and kept <= {".hydra", f"{HydraConfig.get().job.name}.log", "train.log", "eval.log"}:
+        logging.shutdown()
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def run_entry(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run ``fn(cfg)``; a :class:`VidrecError` (also one wrapped by Hydra or re-raised from a loader worker) is
-    printed as one ``error: <message>`` line, without a traceback, and the process exits with status 1."""
+    printed as one ``error: <message>`` line (also in the run's log file), without a traceback, and the process
+    exits with status 1; a run dir with nothing in it but its config is removed."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.addFilter(FileOnly())
+    quiet_lightning()
     try:
         return fn(cfg)
     except Exception as exc:
@@ -62,6 +108,7 @@ def run_entry(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
             raise
         line = error_line(err)
         log.debug("full error:\n%s", exc)
-        log.error("%s", line)
+        log.error("error: %s", line, extra={"file_only": True})
         print(f"error: {line}", file=sys.stderr, flush=True)
+        _remove_empty_run_dir()
         sys.exit(1)

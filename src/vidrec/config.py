@@ -6,6 +6,7 @@ name; and the experiment a bare ``python train.py`` runs."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +80,6 @@ def config_dir(given: str | os.PathLike | None = None) -> Path:
 def model_overrides(net_name: str, configs: str | os.PathLike | None = None) -> str:
     """The command-line choice that builds a registry network: ``r2plus1d_18`` → ``model=r2plus1d model.depth=18``
     (read from the ``net.name`` of each ``configs/model/*.yaml``); ``model=<group>`` when none does."""
-    import re
-
     for path in sorted((config_dir(configs) / "model").glob("*.yaml")):
         text = path.read_text()
         name = re.search(r"^  name: (\S+)$", text, re.M)
@@ -94,3 +93,31 @@ def model_overrides(net_name: str, configs: str | os.PathLike | None = None) -> 
             extra = f" model.depth={depth}" if depth and (not default or default[1] != depth) else ""
             return f"model={path.stem}{extra}"
     return "model=<group>"
+
+
+#: Keys whose values are paths: a value Hydra's override grammar cannot take bare (parentheses, brackets,
+#: commas, spaces, quotes, non-ASCII letters — nine Kinetics labels have parentheses) is quoted for the user.
+PATH_KEYS = ("video", "videos", "ckpt_path", "labels", "output", "model.pretrained", "data.exclude", "data.coverage",
+             "dataset.root", "dataset.annotation_path", "dataset.data_dir", "hydra.run.dir", "hydra.sweep.dir")
+_BARE = re.compile(r"^[\w\-+/.\\:@%^&*~]*$", re.ASCII)
+
+
+def quote_paths(overrides: Sequence[str]) -> list[str]:
+    """``video=/data/juggling (soccer)/v.mp4`` → ``video='/data/juggling (soccer)/v.mp4'`` for :data:`PATH_KEYS`
+    (and ``paths.*``, ``dataset.dirs.*``): the value reaches vidrec as typed."""
+    out = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        bare_key = key.lstrip("+~")
+        is_path = bare_key in PATH_KEYS or bare_key.startswith(("paths.", "dataset.dirs."))
+        if sep and is_path and value and value[0] not in "'\"" and not _BARE.match(value):
+            value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        out.append(f"{key}{sep}{value}")
+    return out
+
+
+def command_line(argv: Sequence[str], default_experiment: bool = False) -> list[str]:
+    """An entry point's arguments as Hydra should read them: path values quoted (:func:`quote_paths`), and for
+    train.py the default experiment (:func:`with_default_experiment`)."""
+    args = quote_paths(argv)
+    return with_default_experiment(args) if default_experiment else args

@@ -202,7 +202,11 @@ def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, 
     ))
     per_video = f"{views} views/video" if views else f"{spec.dataset.test.clip_selection} clips"
     title = f"{results['dataset']} — video-level top-1 {metrics['top1']:.3f} ({per_video}, {results['num_videos']} videos)"
-    plot_confusion(cm, names, out / "confusion_matrix.png", title)
+    shown = sorted(set(labels.tolist()) | set(top_i[:, 0].tolist()))  # classes with test videos or predictions
+    if len(shown) < num_classes:  # a many-class run tested on few videos: no blank rows and columns
+        title += f"; the {len(shown)} of {num_classes} classes with test videos or predictions"
+    index = torch.tensor(shown)
+    plot_confusion(cm[index][:, index], [names[i] for i in shown], out / "confusion_matrix.png", title)
     log.info("test (video-level, %s): top1 %.4f top5 %.4f mean class acc %.4f on %d videos",
              per_video, metrics["top1"], metrics["top5"], metrics["mean_class_acc"], results["num_videos"])
     return results

@@ -166,6 +166,14 @@ class VideoClassifier(pl.LightningModule):
         self.train_metrics.reset()
         self._check_skips("train")
 
+    def on_train_start(self) -> None:
+        """An epoch shorter than ``trainer.log_every_n_steps`` would never log ``train/loss``: log every step then."""
+        batches = self.trainer.num_training_batches
+        if isinstance(batches, int) and 0 < batches < self.trainer.log_every_n_steps:
+            log.info("logging every %d steps (an epoch has %d; trainer.log_every_n_steps=%d)", batches, batches,
+                     self.trainer.log_every_n_steps)
+            self.trainer.log_every_n_steps = batches
+
     def on_train_epoch_start(self) -> None:
         self.skipped["train"], self._seen["train"] = [], 0
 

@@ -4,6 +4,7 @@ crops views, exactly as the test stage of ``eval.py`` scores a video."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,14 @@ from vidrec.scoring import video_scores
 
 
 def predict_video(model: InferenceModel, video: str | Path, topk: int = 5, device: str = "auto",
-                  decoder: str = "auto") -> dict[str, Any]:
+                  decoder: str = "auto", progress: bool = False) -> dict[str, Any]:
     """Top-k classes of one video: mean of the softmax over its K clips × crops views."""
     dev = pick_device(device)
     views, num_frames = video_views(model, video, decoder)
     net = model.net.to(dev).eval()
     with torch.inference_mode():
-        probs = video_scores(net, model.network_input(views[None].to(dev)), model.spec.dataset.test.views_per_batch)[0].cpu()
+        probs = video_scores(net, model.network_input(views[None].to(dev)), model.spec.dataset.test.views_per_batch,
+                             progress)[0].cpu()
     k = min(int(topk), probs.numel())
     top_p, top_i = probs.topk(k)
     return {
@@ -50,7 +52,9 @@ def format_prediction(result: dict[str, Any]) -> str:
 def predict(dcfg: DictConfig) -> dict[str, Any]:
     """What ``predict.py`` does: load, predict one video, print the table (or one JSON object)."""
     model = load_inference_model(dcfg)
+    setting = str(dcfg.get("progress", "auto")).lower()
+    progress = sys.stderr.isatty() if setting == "auto" else setting == "true"
     result = predict_video(model, dcfg.video, int(dcfg.get("topk", 5)), str(dcfg.get("device", "auto")),
-                           str((dcfg.get("data") or {}).get("decoder") or "auto"))
+                           str((dcfg.get("data") or {}).get("decoder") or "auto"), progress)
     print(json.dumps(result) if dcfg.get("json") else format_prediction(result), flush=True)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError
 from vidrec.evaluation import Receipt, skips_listed_on_failure, test_stage, write_skipped
 from vidrec.files import atomic_write_json
+from vidrec.loggers import curves_of, plot_curves
 from vidrec.models import load_pretrained, model_info
+from vidrec.models.complexity import count_params, gmacs
 from vidrec.module import VideoClassifier
 from vidrec.protocol import FINE_TUNING_KEYS, apply_protocol, command_line_keys
 
@@ -82,9 +85,10 @@ def build_trainer(cfg: dict[str, Any], with_callbacks: bool = True) -> pl.Traine
 
 def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str) -> str:
     """What the run trains, on what, and how: model, data, clips, processes, effective batch, lr, precision."""
-    d = dm.spec.dataset
+    d, name = dm.spec.dataset, cfg["model"]["net"]["name"]
+    size = f"{count_params(name, d.num_classes) / 1e6:.1f} M parameters, {gmacs(name, d.clip.frames, d.train.crop_size):.2f} GFLOPs a clip"
     return (
-        f"model {cfg['model']['net']['name']} | data {dm.describe()} | clips {d.clip.frames}×"
+        f"model {name} ({size}) | data {dm.describe()} | clips {d.clip.frames}×"
         f"{d.clip.sample_rate} @ {d.train.crop_size}px | {cfg['trainer']['max_epochs']} epochs\n"
         f"compute: {describe_compute(cfg, trainer.world_size, lr_text)}"
     )
@@ -112,8 +116,14 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
-    with skips_listed_on_failure(trainer, out, module, dm):
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    try:
+        with skips_listed_on_failure(trainer, out, module, dm):
+            trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except SystemExit:  # Lightning's answer to Ctrl-C: say how to go on
+        if trainer.interrupted and trainer.is_global_zero:
+            _draw_curves(trainer, out)
+            print(f"\ninterrupted; resume with:\n  {resume_command(out)}", file=sys.stderr, flush=True)
+        raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     tested = bool(cfg.get("test")) and not cfg["trainer"].get("fast_dev_run")
     if tested:  # the test stage also lists the skipped videos of every stage
@@ -123,10 +133,29 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         if not tested:
             write_skipped(out, module.skipped, dm.missing)
+        _draw_curves(trainer, out)
         _finish(out, metrics, dm.spec)
     wandb_utils.log_run_end(trainer, cfg, module.model, out, metrics)
     wandb_utils.finish(trainer)
     return metrics
+
+
+def _draw_curves(trainer: pl.Trainer, out: Path) -> None:
+    """training_curves.png from the run's CSV log (the whole run, also after a resume)."""
+    metrics_csv = curves_of(trainer)
+    if metrics_csv is not None and plot_curves(metrics_csv, out / "training_curves.png", title=out.name):
+        log.info("training curves: %s", out / "training_curves.png")
+
+
+def resume_command(out: Path) -> str:
+    """The command that resumes this run: its own overrides, then ``ckpt_path=last hydra.run.dir=<out>``."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in given if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+    return " ".join(["python train.py", *map(shlex.quote, kept), "ckpt_path=last", shlex.quote(f"hydra.run.dir={out}")])
 
 
 def _finish(out: Path, metrics: dict[str, float], spec: DataSpec) -> None:

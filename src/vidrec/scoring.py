@@ -22,17 +22,24 @@ def aggregate_views(logits: torch.Tensor, views: int) -> torch.Tensor:
     return logits.float().softmax(dim=-1).view(-1, views, logits.shape[-1]).mean(dim=1)
 
 
-def video_scores(model: nn.Module, views: torch.Tensor, views_per_batch: int) -> torch.Tensor:
+def video_scores(model: nn.Module, views: torch.Tensor, views_per_batch: int, progress: bool = False) -> torch.Tensor:
     """Scores ``(B, C)`` of videos given as views ``(B, V, C, T, H, W)``.
 
     The B·V views go through ``model`` in chunks of ``views_per_batch`` (peak activation memory is that of
-    one chunk, whatever V is), then :func:`aggregate_views` averages each video's softmax.
+    one chunk, whatever V is), then :func:`aggregate_views` averages each video's softmax. ``progress``: a
+    progress bar over the views (predict.py on a terminal).
     """
+    from tqdm import tqdm
+
     v = views.shape[1]
     flat = views.flatten(0, 1)
     chunk = max(1, int(views_per_batch))
-    logits = torch.cat([model(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)])
-    return aggregate_views(logits, v)
+    logits = []
+    with tqdm(total=flat.shape[0], unit="view", desc="views", disable=not progress, leave=False) as bar:
+        for i in range(0, flat.shape[0], chunk):
+            logits.append(model(flat[i : i + chunk]))
+            bar.update(len(logits[-1]))
+    return aggregate_views(torch.cat(logits), v)
 
 
 def dedupe_videos(rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
