@@ -1,23 +1,6 @@
-"""Multi-view video-level evaluation of a checkpoint: `python eval.py ckpt_path=<ckpt>`."""
+"""Multi-view video-level evaluation of a checkpoint or of released weights: `python eval.py ckpt_path=<ckpt>`."""
 
-import sys
-
-import hydra
-from omegaconf import DictConfig
-
-from vidrec.cli import run_entry
-from vidrec.config import command_line, register_configs
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="configs", config_name="eval")
-def main(cfg: DictConfig) -> None:
-    from vidrec.run import evaluate
-
-    run_entry(evaluate, cfg)
-
+from vidrec.cli import hydra_main
 
 if __name__ == "__main__":
-    sys.argv[1:] = command_line(sys.argv[1:])
-    main()
+    hydra_main("eval", "vidrec.run:evaluate")

@@ -112,3 +112,30 @@ def run_entry(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         print(f"error: {line}", file=sys.stderr, flush=True)
         _remove_empty_run_dir()
         sys.exit(1)
+
+
+def hydra_main(config_name: str, target: str) -> Any:
+    """Run ``target`` (``"vidrec.run:train"``) as the Hydra app of ``configs/<config_name>.yaml`` beside the
+    calling script, under :func:`run_entry`: what train.py, eval.py, predict.py and export.py are. Path values
+    are quoted for Hydra, train.py gets its default experiment, and a training run returns
+    ``optimized_metric`` (for sweeps)."""
+    import importlib
+    from pathlib import Path
+
+    import hydra
+
+    from vidrec.config import command_line, insert_override, register_configs
+
+    register_configs()
+    module, function = target.split(":")
+    args = command_line(sys.argv[1:], default_experiment=config_name == "train")
+    sys.argv[1:] = insert_override(args, f"hydra.job.name={config_name}")  # the log file is <config_name>.log
+
+    @hydra.main(version_base="1.3", config_path=str(Path(sys.argv[0]).resolve().parent / "configs"),
+                config_name=config_name)
+    def task(cfg: DictConfig) -> Any:
+        result = run_entry(getattr(importlib.import_module(module), function), cfg)
+        metric = cfg.get("optimized_metric")
+        return result.get(metric) if metric and isinstance(result, dict) else None
+
+    return task()

@@ -60,9 +60,15 @@ def with_default_experiment(overrides: Sequence[str]) -> list[str]:
     dataset = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("dataset=")), DEFAULT_EXPERIMENT)
     if "experiment" in keys or dataset != DEFAULT_EXPERIMENT:
         return list(overrides)
-    args = list(overrides)  # before the first override: argparse takes no option between two overrides
+    return insert_override(overrides, f"experiment={DEFAULT_EXPERIMENT}")
+
+
+def insert_override(args: Sequence[str], override: str) -> list[str]:
+    """``args`` with ``override`` before their first override (argparse takes no option between two overrides:
+    ``-m a=1``, ``a=1 --cfg job`` and ``--cfg job`` all stay valid)."""
+    args = list(args)
     first = next((i for i, o in enumerate(args) if "=" in o and not o.startswith("-")), len(args))
-    return [*args[:first], f"experiment={DEFAULT_EXPERIMENT}", *args[first:]]
+    return [*args[:first], override, *args[first:]]
 
 
 def config_dir(given: str | os.PathLike | None = None) -> Path:

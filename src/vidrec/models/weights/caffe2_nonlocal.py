@@ -25,14 +25,13 @@ from vidrec.models.weights.caffe2_blobs import blobs_of, convert_blobs, param_bl
 _RULES = [
     (re.compile(r"conv1\.(\w+)$"), lambda m: param_blob("conv1", m[1], False)),
     (re.compile(r"bn1\.(\w+)$"), lambda m: param_blob("res_conv1_bn", m[1], True)),
-    (re.compile(r"layer(\d)\.(\d+)\.conv(\d)\.(\w+)$"),
-     lambda m: param_blob(f"res{int(m[1]) + 1}_{m[2]}_branch2{'abc'[int(m[3]) - 1]}", m[4], False)),
-    (re.compile(r"layer(\d)\.(\d+)\.bn(\d)\.(\w+)$"),
-     lambda m: param_blob(f"res{int(m[1]) + 1}_{m[2]}_branch2{'abc'[int(m[3]) - 1]}_bn", m[4], True)),
-    (re.compile(r"layer(\d)\.(\d+)\.downsample\.0\.(\w+)$"),
-     lambda m: param_blob(f"res{int(m[1]) + 1}_{m[2]}_branch1", m[3], False)),
-    (re.compile(r"layer(\d)\.(\d+)\.downsample\.1\.(\w+)$"),
-     lambda m: param_blob(f"res{int(m[1]) + 1}_{m[2]}_branch1_bn", m[3], True)),
+    # bottleneck convs and their BN: layerL.B.conv2 -> res{L+1}_B_branch2b, layerL.B.bn2 -> ..._branch2b_bn
+    (re.compile(r"layer(\d)\.(\d+)\.(conv|bn)(\d)\.(\w+)$"),
+     lambda m: param_blob(f"res{int(m[1]) + 1}_{m[2]}_branch2{'abc'[int(m[4]) - 1]}{'_bn' * (m[3] == 'bn')}", m[5],
+                          m[3] == "bn")),
+    # the projection shortcut: downsample.0 (conv) -> res{L+1}_B_branch1, downsample.1 (BN) -> ..._branch1_bn
+    (re.compile(r"layer(\d)\.(\d+)\.downsample\.([01])\.(\w+)$"),
+     lambda m: param_blob(f"res{int(m[1]) + 1}_{m[2]}_branch1{'_bn' * (m[3] == '1')}", m[4], m[3] == "1")),
     (re.compile(r"nonlocal_blocks\.layer(\d)_(\d+)\.(theta|phi|g|out)\.(\w+)$"),
      lambda m: param_blob(f"nonlocal_conv{int(m[1]) + 1}_{m[2]}_{m[3]}", m[4], False)),
     (re.compile(r"nonlocal_blocks\.layer(\d)_(\d+)\.bn\.(\w+)$"),
