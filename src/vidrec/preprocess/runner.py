@@ -30,7 +30,6 @@ from vidrec.preprocess.frames import Extracted, Job, Options, extract
 class Report:
     """What a :func:`run_jobs` call did."""
 
-    total: int = 0
     skipped: int = 0
     extracted: int = 0
     frames: int = 0
@@ -104,7 +103,7 @@ def run_jobs(jobs: Sequence[Job], opts: Options | Any, workers: int = 1, strict:
     """
     from tqdm import tqdm
 
-    report = Report(total=len(jobs))
+    report = Report()
     todo = _pending(jobs, report, done)
     start = time.perf_counter()
     opts = dataclasses.replace(opts, threads=opts.threads if workers == 1 else 1)
