@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CLIPS = REPO.parent / "shared" / "clips"
+SHARED_CLIPS = Path(os.environ.get("VIDREC_SHARED_CLIPS") or REPO.parent / "shared" / "clips")  # env: another checkout's
 
 #: Overrides that make train.py/eval.py finish in seconds on the synthetic dataset.
 TINY = [
@@ -76,6 +77,14 @@ def moving_bar_frames(n: int = 20, h: int = 48, w: int = 64, seed: int = 0) -> n
     for k in range(n):
         frames[k] = np.clip(10 + 10 * k + rng.normal(0, 1, (h, w, 3)), 0, 255).astype(np.uint8)
     return frames
+
+
+def import_torchvision(module: str = "torchvision"):
+    """torchvision's ``module``: a skip where it is not installed, a failure when ``VIDREC_REQUIRE_TORCHVISION=1``
+    (``make test-matrix``, whose venv has it: there the comparison tests must run)."""
+    if os.environ.get("VIDREC_REQUIRE_TORCHVISION") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 @pytest.fixture

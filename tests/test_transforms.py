@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+from conftest import import_torchvision
 from vidrec.data import transforms as T
+from vidrec.data.decoding import read_frames
 from vidrec.errors import ConfigError
 
 
@@ -68,3 +70,24 @@ def test_flip_mirrors_the_clip():
     a = tf.train(frames, flip=False, generator=torch.Generator().manual_seed(1))
     b = tf.train(frames, flip=True, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.flip(-1), b)
+
+
+def test_fixed_size_view_shape_and_crop_position():
+    frames = torch.randint(0, 256, (3, 128, 171, 3), dtype=torch.uint8)  # already 128×171: the resize keeps it
+    view = T.fixed_size_view(frames, mean=(0, 0, 0), std=(1, 1, 1))
+    assert view.shape == (3, 3, 112, 112)  # (C, T, H, W)
+    # torchvision's centre crop: top round(16 / 2) = 8, left round(59 / 2) = 30 (half to even), not 29
+    expected = frames[:, 8:120, 30:142].permute(3, 0, 1, 2).float() / 255
+    torch.testing.assert_close(view, expected)
+
+
+def test_fixed_size_view_equals_torchvision_preset_on_a_real_clip(shared_clips):
+    """vidrec's 128×171 → 112 view of a real UCF101 clip equals torchvision's ``VideoClassification`` preset
+    (the transform of its Kinetics video weights) applied to the same uint8 frames."""
+    presets = import_torchvision("torchvision.transforms._presets")
+    frames = read_frames(shared_clips / "v_SoccerJuggling_g23_c01.avi", list(range(0, 32, 2)))  # 240×320
+    preset = presets.VideoClassification(crop_size=(112, 112), resize_size=(128, 171))
+    expected = preset(frames.permute(0, 3, 1, 2))  # (T, C, H, W) uint8 in, (C, T, H, W) float out
+    got = T.fixed_size_view(frames)
+    assert got.shape == expected.shape == (3, 16, 112, 112)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)

@@ -30,7 +30,13 @@ from vidrec.evaluation import write_eval_outputs, write_skipped
 from vidrec.io import atomic_write_json
 from vidrec.models import load_pretrained, model_info
 from vidrec.module import VideoClassifier
-from vidrec.training import apply_model_options, apply_scaling, describe_compute, trainer_config
+from vidrec.training import (
+    apply_model_options,
+    apply_scaling,
+    describe_compute,
+    resolve_compute,
+    trainer_config,
+)
 
 log = logging.getLogger("vidrec")
 torch.serialization.add_safe_globals([Counter])  # MultiStepLR keeps its milestones in a Counter
@@ -85,13 +91,14 @@ def build_trainer(cfg: dict[str, Any], with_callbacks: bool = True) -> pl.Traine
     )
 
 
-def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str) -> str:
+def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str,
+                  precision_reason: str | None = None) -> str:
     """What the run trains, on what, and how: model, data, clips, processes, effective batch, lr, precision."""
     d = cfg["dataset"]
     return (
         f"model {cfg['model']['net']['name']} | data {dm.describe()} | clips {d['clip']['frames']}×"
         f"{d['clip']['sample_rate']} @ {d['train']['crop_size']}px | {cfg['trainer']['max_epochs']} epochs\n"
-        f"compute: {describe_compute(cfg, trainer.world_size, lr_text)}"
+        f"compute: {describe_compute(cfg, trainer.world_size, lr_text, precision_reason)}"
     )
 
 
@@ -103,10 +110,11 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup("fit")
+    precision_reason = resolve_compute(cfg)
     trainer = build_trainer(cfg)
     lr_text = apply_scaling(cfg, trainer.world_size)
     module = build_module(cfg, apply_model_options(build_network(cfg["model"]), cfg["model"]))
-    for line in _startup_line(cfg, dm, trainer, lr_text).splitlines():
+    for line in _startup_line(cfg, dm, trainer, lr_text, precision_reason).splitlines():
         log.info(line)
     wandb_utils.log_config(trainer, cfg)
     ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out)

@@ -157,3 +157,26 @@ class ClipTransform:
         size = self.test_crop_size or self.crop_size
         crops = spatial_crops(self._resize(frames, self.test_scale), size, num_crops or self.num_crops)
         return normalize(torch.stack(crops), self.mean, self.std)
+
+
+def resize_fixed(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 ``(T, H, W, C)`` frames → uint8 ``(T, C, *size)`` as torchvision's ``F.resize`` of a uint8 tensor:
+    bilinear on float without antialiasing (its ``VideoClassification`` preset hard-codes ``antialias=False``),
+    rounded back to uint8."""
+    clip = to_tchw(frames).float()
+    out = F.interpolate(clip, size=tuple(size), mode="bilinear", align_corners=False, antialias=False)
+    return out.round_().to(torch.uint8)
+
+
+def fixed_size_view(frames: torch.Tensor, size: tuple[int, int] = (128, 171), crop_size: int = 112,
+                    mean: Sequence[float] = (0.43216, 0.394666, 0.37645),
+                    std: Sequence[float] = (0.22803, 0.22145, 0.216989)) -> torch.Tensor:
+    """The fixed-size test view of torchvision's video models (``VideoClassification(crop_size=(112, 112),
+    resize_size=(128, 171))``, its Kinetics mean/std): :func:`resize_fixed`, a centre crop placed as
+    torchvision places it (offsets rounded half to even, so 171 → 112 starts at column 30, not 29), /255,
+    mean/std; uint8 ``(T, H, W, C)`` → float ``(C, T, crop_size, crop_size)``."""
+    clip = resize_fixed(frames, size)
+    _check_fits(clip, crop_size)
+    h, w = clip.shape[-2:]
+    clip = crop(clip, int(round((h - crop_size) / 2)), int(round((w - crop_size) / 2)), crop_size)
+    return normalize(clip, mean, std)
