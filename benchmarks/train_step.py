@@ -9,7 +9,7 @@ backward, ``optimizer.step()``, ``zero_grad()``. CPU time of this process on one
 alternating rounds: on a shared machine wall time swings 5× from step to step with other users' load,
 while CPU time measures the work (Lightning's overhead is Python on the same thread, so it is counted).
 
-    python benchmarks/train_step.py [--steps 10] [--rounds 3] [--model r2plus1d_tiny]
+    python benchmarks/train_step.py [--steps 10] [--rounds 3] [--model r2plus1d_tiny] [--precision bf16-mixed --channels-last]
 """
 
 from __future__ import annotations
@@ -111,9 +111,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=56)
+    parser.add_argument("--precision", default="32-true", help="32-true or bf16-mixed (autocast on both sides)")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last_3d weights and clips")
     args = parser.parse_args()
     common.header(f"training step: Lightning fit vs bare loop ({args.model}, batch {args.batch}x3x{args.frames}"
-                  f"x{args.size}x{args.size}, CPU time, 1 thread)")
+                  f"x{args.size}x{args.size}, {args.precision}{' + channels_last_3d' if args.channels_last else ''}, "
+                  "CPU time, 1 thread)")
     torch.set_num_threads(1)
     quiet()
     torch.manual_seed(0)
@@ -125,13 +128,15 @@ def main() -> None:
     for r in range(args.rounds):
         for fn, out in ((lightning_seconds, lightning_s), (bare_seconds, bare_s)) if r % 2 == 0 else \
                 ((bare_seconds, bare_s), (lightning_seconds, lightning_s)):
-            out.append(fn(initial, batches, steps, optimizer))
+            out.append(fn(initial, batches, steps, optimizer, precision=args.precision,
+                          options={"channels_last": args.channels_last}))
     cmp = common.Comparison(lightning_s, bare_s, args.steps - 1)
     print(f"Lightning: {cmp.rate('candidate'):.2f} steps/s ({cmp.rate('candidate') * args.batch:.1f} clips/s); "
           f"bare loop: {cmp.rate('reference'):.2f} steps/s ({cmp.rate('reference') * args.batch:.1f} clips/s); "
           f"torch threads {torch.get_num_threads()}")
     common.finish("train_step", cmp.ratio, TARGET, {
-        "model": args.model, "batch": list(batches[0]["video"].shape), "lightning_steps_per_s": cmp.rate("candidate"),
+        "model": args.model, "batch": list(batches[0]["video"].shape), "precision": args.precision,
+        "channels_last": args.channels_last, "lightning_steps_per_s": cmp.rate("candidate"),
         "bare_steps_per_s": cmp.rate("reference"), "lightning_clips_per_s": cmp.rate("candidate") * args.batch})
 
 

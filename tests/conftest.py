@@ -61,8 +61,9 @@ def run_entry(script: str, *overrides: str, cwd: Path = REPO, check: bool = True
 def trained(tmp_path_factory, data_dir) -> tuple[Path, subprocess.CompletedProcess]:
     """One tiny train.py run (2 epochs, a checkpoint per epoch) shared by the tests of eval, predict and export."""
     run = tmp_path_factory.mktemp("train")
+    # fp32: its eval scores are compared to fp32 exports and predict.py to 2e-6 (precision=auto may pick bf16)
     proc = run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", "trainer.max_epochs=2",
-                     "checkpoint.every_n_epochs=1")
+                     "checkpoint.every_n_epochs=1", "trainer.precision=32-true")
     return run, proc
 
 
