@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?=
 EXTRAS ?= dev,sweep,slurm
 
-.PHONY: setup train test test-fast bench lint models clean
+.PHONY: setup train test test-fast test-matrix bench lint models clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,25 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not network" $(ARGS)
 
+# The version matrix: the suite above on $(TORCH_VERSION), then in a second venv on the newest torch tested,
+# with torchvision, whose comparison tests must run there (VIDREC_REQUIRE_TORCHVISION=1 turns their skip
+# into a failure). docs/platforms.md has the versions and timings.
+TV_VENV ?= .venv-tv
+TV_PY := $(TV_VENV)/bin/python
+TV_TORCH ?= 2.14.1
+TV_TORCHVISION ?= 0.29.1
+MATRIX_ARGS ?= -x -m "not slow and not network"  # the slow multi-process runs are version-independent and run in make test
+
+$(TV_VENV)/.installed: pyproject.toml
+	@test -x $(TV_PY) || python3 -m venv $(TV_VENV)
+	$(TV_PY) -m pip install -q --upgrade pip
+	$(TV_PY) -m pip install -q "torch==$(TV_TORCH)" "torchvision==$(TV_TORCHVISION)"
+	$(TV_PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+test-matrix: $(TV_VENV)/.installed
+	VIDREC_REQUIRE_TORCHVISION=1 $(TV_PY) -m pytest -q $(MATRIX_ARGS) $(ARGS)
+
 bench: setup
 	@$(PY) -c "import cv2" 2>/dev/null || $(PY) -m pip install -q -e ".[bench]" || echo "no OpenCV: the frame-folder benchmark compares against PIL"
 	$(PY) benchmarks/run_all.py $(ARGS)
@@ -43,4 +62,4 @@ models: setup
 	$(PY) -m vidrec.models.summary --out docs/models.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TV_VENV) .pytest_cache .ruff_cache

@@ -6,11 +6,12 @@ slow: the quick default runs 8×112×112 and says so). CPU time of this process 
 per-core cost; a shared machine makes wall time meaningless), 1 warm-up + ``--iters`` timed iterations.
 Ratios are to fp32. The last line: R(2+1)D-18 forward+backward, bf16 + channels_last_3d vs fp32.
 
-Caution: on torch 2.13 CPU, bf16 conv3d weight gradients come out non-finite for some inputs (see
-docs/performance.md): bf16 speeds below are speeds, not a recommendation to train in bf16 on CPU.
+Caution: on some CPUs (an AMD EPYC with torch 2.13) bf16 conv3d weight gradients come out non-finite for some
+inputs; ``trainer.precision=auto`` picks bf16 only where a self-check passes (docs/platforms.md).
 
     python benchmarks/model_speed.py                     # quick: 4 models, 8x112x112, compile for r2plus1d_18
     python benchmarks/model_speed.py --all --default-input --compile-all   # the full table (hours on 2 cores)
+    python benchmarks/model_speed.py --models r2plus1d_18 --modes fp32,bf16+cl3d --iters 3   # the headline only
 """
 
 from __future__ import annotations
@@ -61,12 +62,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--iters", type=int, default=1)
+    parser.add_argument("--models", default="", help="comma-separated model names (default: the quick subset)")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (fp32 always runs)")
     args = parser.parse_args()
+    modes = ["fp32", *[m for m in args.modes.split(",") if m in MODES and m != "fp32"]]
     common.header("model speed: clips/s per mode (CPU time, 1 thread, batch 1)")
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    names = list_models() if args.all else list(QUICK_MODELS)
-    print(f"{'model':<16} {'input':<11} {'pass':<8} " + " ".join(f"{m:>14}" for m in MODES))
+    names = list_models() if args.all else args.models.split(",") if args.models else list(QUICK_MODELS)
+    print(f"{'model':<16} {'input':<11} {'pass':<8} " + " ".join(f"{m:>14}" for m in modes))
     figures, headline = {}, float("nan")
     for name in names:
         info = model_info(name)
@@ -74,16 +78,16 @@ def main() -> None:
         x = torch.randn(1, 3, frames, size, size)
         for backward in (False, True):
             rates = {}
-            for mode in MODES:
+            for mode in modes:
                 if mode == "compile" and not (args.compile_all or name == "r2plus1d_18"):
                     continue
                 torch.manual_seed(0)
                 rates[mode] = run(build_model(name, 400), x, mode, backward, args.iters)
-            cells = [f"{rates[m]:6.2f} ({rates[m] / rates['fp32']:.2f}x)" if m in rates else f"{'-':>14}" for m in MODES]
+            cells = [f"{rates[m]:6.2f} ({rates[m] / rates['fp32']:.2f}x)" if m in rates else f"{'-':>14}" for m in modes]
             kind = "fwd+bwd" if backward else "fwd"
             print(f"{name:<16} {f'{frames}x{size}x{size}':<11} {kind:<8} " + " ".join(f"{c:>14}" for c in cells))
             figures[f"{name}/{kind}"] = {"input": [frames, size, size], "clips_per_s": rates}
-            if name == "r2plus1d_18" and backward:
+            if name == "r2plus1d_18" and backward and "bf16+cl3d" in rates:
                 headline = rates["bf16+cl3d"] / rates["fp32"]
     common.finish("model_speed", headline, 1.0, figures)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -64,8 +65,9 @@ def run_entry(script: str, *overrides: str, cwd: Path = REPO, check: bool = True
 def trained(tmp_path_factory, data_dir) -> tuple[Path, subprocess.CompletedProcess]:
     """One tiny train.py run (2 epochs, a checkpoint per epoch) shared by the tests of eval, predict and export."""
     run = tmp_path_factory.mktemp("train")
+    # fp32: its eval scores are compared to fp32 exports and predict.py to 2e-6 (precision=auto may pick bf16)
     proc = run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", "trainer.max_epochs=2",
-                     "checkpoint.every_n_epochs=1")
+                     "checkpoint.every_n_epochs=1", "trainer.precision=32-true")
     return run, proc
 
 
@@ -80,6 +82,14 @@ def moving_bar_frames(n: int = 20, h: int = 48, w: int = 64, seed: int = 0) -> n
     for k in range(n):
         frames[k] = np.clip(10 + 10 * k + rng.normal(0, 1, (h, w, 3)), 0, 255).astype(np.uint8)
     return frames
+
+
+def import_torchvision(module: str = "torchvision"):
+    """torchvision's ``module``: a skip where it is not installed, a failure when ``VIDREC_REQUIRE_TORCHVISION=1``
+    (``make test-matrix``, whose venv has it: there the comparison tests must run)."""
+    if os.environ.get("VIDREC_REQUIRE_TORCHVISION") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
 """Precision and speed options: bf16-mixed on CPU trains, with channels_last_3d, torch.compile (eager backend),
-gradient accumulation and clipping, and the linear learning-rate scaling rule; the start-up line says so."""
+gradient accumulation and clipping, and the linear learning-rate scaling rule; the start-up line says so.
+``trainer.precision=auto``: the bf16 self-check on this CPU, the fp32 fallback, and the default recipe's accuracy."""
 
 import math
+import os
 
 import pytest
 import torch
 
 from conftest import TINY, read_json, run_entry
-from vidrec.compute import apply_scaling, scaled_lr, trainer_config
+from vidrec.compute import apply_scaling, resolve_compute, scaled_lr, trainer_config
 from vidrec.errors import ConfigError
+from vidrec.precision import conv3d_bf16_grads_finite, cpu_bf16_flags, resolve_precision
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 OPTIONS = ["trainer=cpu", "trainer.precision=bf16-mixed", "model.channels_last=true", "model.compile={backend:eager}",
@@ -77,3 +80,51 @@ def test_bad_scaling_config_is_one_clear_error(cfg, match):
 def test_sync_batchnorm_is_dropped_on_cpu_only():
     assert trainer_config({"accelerator": "cpu", "sync_batchnorm": True})["sync_batchnorm"] is False
     assert trainer_config({"accelerator": "gpu", "sync_batchnorm": True})["sync_batchnorm"] is True
+
+
+@pytest.mark.skipif(not cpu_bf16_flags(), reason="the CPU has no native bf16: auto does not run the self-check here")
+def test_bf16_self_check_passes_on_this_cpu_and_keeps_the_global_rng():
+    state = torch.get_rng_state()
+    assert conv3d_bf16_grads_finite() is True
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_cpu_bf16_flags_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f amx_bf16 avx512_bf16 amx_tile\n")
+    assert cpu_bf16_flags(info) == ["avx512_bf16", "amx_bf16"]
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert cpu_bf16_flags(info) == [] and cpu_bf16_flags(tmp_path / "absent") == []
+
+
+def test_auto_is_fp32_when_the_self_check_fails_or_bf16_is_not_native():
+    auto = {"precision": "auto"}
+    precision, channels_last, reason = resolve_precision(auto, "cpu", self_check=lambda: False, native_bf16=True)
+    assert (precision, channels_last) == ("32-true", False) and "self-check failed" in reason
+
+    def never() -> bool:
+        raise AssertionError("no self-check without native bf16")
+
+    assert resolve_precision(auto, "cpu", self_check=never, native_bf16=False)[:2] == ("32-true", False)
+    assert resolve_precision(auto, "cpu", self_check=lambda: True, native_bf16=True)[:2] == ("bf16-mixed", True)
+    assert resolve_precision({"precision": "16-mixed"}, "cuda") == ("16-mixed", False, "as configured")
+
+
+def test_auto_resolves_in_the_config_and_the_trainer_config():
+    cfg = {"trainer": {"accelerator": "cpu", "precision": "auto"}, "model": {"channels_last": False}}
+    resolve_compute(cfg)
+    assert cfg["trainer"]["precision"] in ("bf16-mixed", "32-true")
+    assert cfg["model"]["channels_last"] is (cfg["trainer"]["precision"] == "bf16-mixed")
+    assert trainer_config({"accelerator": "cpu", "precision": "auto"})["precision"] == cfg["trainer"]["precision"]
+
+
+@pytest.mark.slow
+def test_default_recipe_reaches_95_percent_with_auto_precision(tmp_path, data_dir):
+    """``python train.py`` as it is (the README's first run): ≥ 0.95 video-level test top-1 in the precision
+    ``auto`` picks on this CPU, which the start-up line names with its reason."""
+    threads = {"OMP_NUM_THREADS": str(len(os.sched_getaffinity(0)))}
+    proc = run_entry("train.py", f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path}", env=threads, timeout=1800)
+    line = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if "compute:" in ln)
+    expected = "precision bf16-mixed (auto: " if cpu_bf16_flags() else "precision 32-true (auto: "
+    assert expected in line and ("channels_last_3d on" in line) == ("bf16" in expected)
+    assert read_json(tmp_path / "metrics.json")["test/top1"] >= 0.95

@@ -30,7 +30,8 @@ def test_two_process_eval_equals_one_process(trained, data_dir, tmp_path):
     (data / "videos" / database[missing]["annotations"]["label"] / f"{missing}.mp4").unlink()
     (data / "videos" / database[corrupt]["annotations"]["label"] / f"{corrupt}.mp4").write_bytes(b"not a video" * 50)
     common = [f"ckpt_path={best}", "+dataset.synthetic=null", f"+dataset.root={data / 'videos'}",
-              f"+dataset.annotation_path={data / 'annotation.json'}", "test.batch_size=3", "trainer.enable_progress_bar=false"]
+              f"+dataset.annotation_path={data / 'annotation.json'}", "test.batch_size=3", "trainer.enable_progress_bar=false",
+              "trainer.precision=32-true"]  # scores compared to float rounding: no bf16 from precision=auto
     run_entry("eval.py", *common, f"hydra.run.dir={tmp_path / 'one'}")
     two = run_entry("eval.py", *common, f"hydra.run.dir={tmp_path / 'two'}", "trainer=ddp", "trainer.accelerator=cpu",
                     "trainer.devices=2")

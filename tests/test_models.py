@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import import_torchvision
 from vidrec.errors import ConfigError
 from vidrec.models import build_model, list_models, model_info
 from vidrec.models.inception_i3d import tf_same_pad
@@ -214,15 +215,20 @@ def test_tiny_models_trace(name: str) -> None:
         assert torch.allclose(traced(x), model(x))
 
 
-def test_matches_torchvision_when_available() -> None:
-    video = pytest.importorskip("torchvision.models.video")
-    for name in ("r3d_18", "mc3_18", "r2plus1d_18"):
-        reference = getattr(video, name)(num_classes=11).eval()
-        ours = build_model(name, 11).eval()
-        ours.load_state_dict(reference.state_dict(), strict=True)
-        x = torch.randn(1, 3, 8, 64, 64)
-        with torch.no_grad():
-            torch.testing.assert_close(ours(x), reference(x))
+@pytest.mark.parametrize("name", ["r3d_18", "mc3_18", "r2plus1d_18"])
+def test_logits_equal_torchvision_under_the_same_weights(name: str) -> None:
+    """torchvision's model with its random init; its state dict loads into vidrec's with strict=True and the
+    logits agree to float rounding (eval mode, so BatchNorm uses the loaded running statistics)."""
+    video = import_torchvision("torchvision.models.video")
+    torch.manual_seed(0)
+    reference = getattr(video, name)(num_classes=11).eval()
+    ours = build_model(name, 11).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        expected, got = reference(x), ours(x)
+    assert got.shape == (2, 11)
+    torch.testing.assert_close(got, expected)  # float32 defaults: rtol 1.3e-6, atol 1e-5
 
 
 @pytest.mark.parametrize("name,sizes", [

@@ -16,7 +16,8 @@ import torch
 from conftest import TINY, read_json, run_entry
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
-COMMON = [*TINY, "model.freeze=bn", "optimizer=sgd", "optimizer.lr=0.01", "trainer.max_epochs=1"]
+# fp32: the weights are compared to float rounding (trainer.precision=auto may pick bf16 on this CPU)
+COMMON = [*TINY, "model.freeze=bn", "optimizer=sgd", "optimizer.lr=0.01", "trainer.max_epochs=1", "trainer.precision=32-true"]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+from conftest import import_torchvision
 from vidrec.data import transforms as T
+from vidrec.data.decoding import read_frames
 from vidrec.errors import ConfigError
 from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
@@ -69,3 +71,30 @@ def test_flip_mirrors_the_clip():
     a = tf.train(frames, flip=False, generator=torch.Generator().manual_seed(1))
     b = tf.train(frames, flip=True, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.flip(-1), b)
+
+
+def fixed_size_transform(mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989)) -> T.ClipTransform:
+    """vidrec's test transform under the torchvision weights' protocol: 128×171, centre 112 (r3d_18.tv_kinetics400)."""
+    return T.ClipTransform(mean, std, crop_size=112, test_resize=(128, 171), num_crops=1)
+
+
+def test_fixed_size_view_shape_and_crop_position():
+    frames = torch.randint(0, 256, (3, 128, 171, 3), dtype=torch.uint8)  # already 128×171: the resize keeps it
+    view = fixed_size_transform().eval_views(frames)[0]
+    assert view.shape == (3, 3, 112, 112) and view.dtype == torch.uint8  # (C, T, H, W), what workers hand over
+    # torchvision's centre crop: top round(16 / 2) = 8, left round(59 / 2) = 30 (half to even), not 29
+    assert torch.equal(view, frames[:, 8:120, 30:142].permute(3, 0, 1, 2))
+
+
+def test_fixed_size_view_equals_torchvision_preset_on_a_real_clip(shared_clips):
+    """vidrec's 128×171 → 112 test view of a real UCF101 clip, as the network receives it (uint8 views from the
+    loader, normalised on the device), equals torchvision's ``VideoClassification`` preset (the transform of
+    its Kinetics video weights) applied to the same uint8 frames."""
+    presets = import_torchvision("torchvision.transforms._presets")
+    frames = read_frames(shared_clips / "v_SoccerJuggling_g23_c01.avi", list(range(0, 32, 2)))  # 240×320
+    preset = presets.VideoClassification(crop_size=(112, 112), resize_size=(128, 171))
+    expected = preset(frames.permute(0, 3, 1, 2))  # (T, C, H, W) uint8 in, (C, T, H, W) float out
+    tf = fixed_size_transform()
+    got = T.normalize_cthw(tf.eval_views(frames)[0], tf.mean, tf.std)
+    assert got.shape == expected.shape == (3, 16, 112, 112)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from vidrec.errors import ConfigError
+from vidrec.precision import resolve_precision
 
 log = logging.getLogger("vidrec")
 SCALING_RULES = ("none", "linear")
@@ -58,10 +59,25 @@ def on_cpu(trainer_cfg: Mapping[str, Any]) -> bool:
     return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
+def resolve_compute(cfg: dict[str, Any]) -> str:
+    """Resolve ``trainer.precision=auto`` in ``cfg`` in place (:func:`vidrec.precision.resolve_precision`); when
+    it picks channels_last_3d, ``model.channels_last`` is turned on. Returns the reason, for the start-up line."""
+    t = cfg["trainer"]
+    precision, channels_last, reason = resolve_precision(t, "cpu" if on_cpu(t) else "cuda")
+    t["precision"] = precision
+    if channels_last and "model" in cfg:
+        cfg["model"]["channels_last"] = True
+    return reason
+
+
 def trainer_config(trainer_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The trainer config to instantiate: ``sync_batchnorm`` is dropped on CPU (torch's SyncBatchNorm has GPU
-    kernels only), with a warning."""
+    """The trainer config to instantiate: ``precision=auto`` resolved (when :func:`resolve_compute` has not
+    already done so); ``sync_batchnorm`` dropped on CPU (torch's SyncBatchNorm has GPU kernels only), with a
+    warning."""
     out = dict(trainer_cfg)
+    if out.get("precision") == "auto":
+        reason = resolve_compute({"trainer": out})
+        log.info("trainer.precision=auto: %s (%s)", out["precision"], reason)
     if out.get("sync_batchnorm") and on_cpu(out):
         log.warning("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU kernels): turned off, "
                     "so each CPU process normalises with the statistics of its own batch")
@@ -69,8 +85,9 @@ def trainer_config(trainer_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def describe_compute(cfg: Mapping[str, Any], world_size: int, lr_text: str) -> str:
-    """The start-up line's compute part: processes, effective batch, learning rate, precision and options."""
+def describe_compute(cfg: Mapping[str, Any], world_size: int, lr_text: str, precision_reason: str | None = None) -> str:
+    """The start-up line's compute part: processes, effective batch, learning rate, precision (and why, when
+    ``auto`` chose it) and options."""
     t, m, d = cfg["trainer"], cfg["model"], cfg["dataset"]
     accumulate = int(t.get("accumulate_grad_batches") or 1)
     clip = t.get("gradient_clip_val")
@@ -81,7 +98,8 @@ def describe_compute(cfg: Mapping[str, Any], world_size: int, lr_text: str) -> s
         f"effective batch {effective_batch_size(cfg, world_size)} = {d['batch_size']} × {world_size} process(es) × "
         f"{accumulate} accumulation",
         lr_text,
-        f"precision {t.get('precision', '32-true')}",
+        f"precision {t.get('precision', '32-true')}"
+        + (f" ({precision_reason})" if precision_reason and precision_reason != "as configured" else ""),
         f"grad clip {clip_text}",
         f"channels_last_3d {'on' if m.get('channels_last') else 'off'}",
         f"torch.compile {(m.get('compile') if isinstance(m.get('compile'), Mapping) else 'on') if m.get('compile') else 'off'}",

@@ -24,7 +24,7 @@ from vidrec.checkpoint import (
     resolve_resume_path,
     run_config,
 )
-from vidrec.compute import apply_scaling, describe_compute, trainer_config
+from vidrec.compute import apply_scaling, describe_compute, resolve_compute, trainer_config
 from vidrec.data.datamodule import VideoDataModule
 from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError
@@ -83,14 +83,15 @@ def build_trainer(cfg: dict[str, Any], with_callbacks: bool = True) -> pl.Traine
     )
 
 
-def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str) -> str:
+def _startup_line(cfg: dict[str, Any], dm: VideoDataModule, trainer: pl.Trainer, lr_text: str,
+                  precision_reason: str | None = None) -> str:
     """What the run trains, on what, and how: model, data, clips, processes, effective batch, lr, precision."""
     d, name = dm.spec.dataset, cfg["model"]["net"]["name"]
     size = f"{count_params(name, d.num_classes) / 1e6:.1f} M parameters, {gmacs(name, d.clip.frames, d.train.crop_size):.2f} GFLOPs a clip"
     return (
         f"model {name} ({size}) | data {dm.describe()} | clips {d.clip.frames}×"
         f"{d.clip.sample_rate} @ {d.train.crop_size}px | {cfg['trainer']['max_epochs']} epochs\n"
-        f"compute: {describe_compute(cfg, trainer.world_size, lr_text)}"
+        f"compute: {describe_compute(cfg, trainer.world_size, lr_text, precision_reason)}"
     )
 
 
@@ -100,6 +101,7 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     out = Path(cfg["paths"]["output_dir"])
     pl.seed_everything(int(cfg["seed"]), workers=True)
     spec = DataSpec.from_config(cfg["dataset"], cfg.get("data"))  # bad data settings stop the run before any work
+    precision_reason = resolve_compute(cfg)  # trainer.precision=auto: the mode this device trains well in
     trainer = build_trainer(cfg)
     lr_text = apply_scaling(cfg, trainer.world_size)
     module = build_module(cfg, spec)
@@ -110,7 +112,7 @@ def train(dcfg: DictConfig) -> dict[str, float]:
     dm.prepare_data()
     dm.setup("fit")
     module.set_input_stats(dm.mean, dm.std)
-    for line in _startup_line(cfg, dm, trainer, lr_text).splitlines():
+    for line in _startup_line(cfg, dm, trainer, lr_text, precision_reason).splitlines():
         log.info(line)
     wandb_utils.log_config(trainer, cfg)
     ckpt_path = resolve_resume_path(cfg.get("ckpt_path"), out)

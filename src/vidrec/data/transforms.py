@@ -77,10 +77,11 @@ def _check_fits(clip: torch.Tensor, size: int) -> None:
 
 
 def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre square crop."""
+    """Centre square crop, its offset rounded half to even as torchvision's ``center_crop`` (and the 2017
+    ``CenterCrop`` of 3D-ResNets-PyTorch) place it: 171 → 112 starts at column 30."""
     _check_fits(clip, size)
     h, w = clip.shape[-2:]
-    return crop(clip, (h - size) // 2, (w - size) // 2, size)
+    return crop(clip, round((h - size) / 2), round((w - size) / 2), size)
 
 
 def three_crop(clip: torch.Tensor, size: int) -> list[torch.Tensor]:
