@@ -44,7 +44,7 @@ def test_flip_label_map(tmp_path):
     ds = dm.datasets["train"]
     labels = {ds[(0, s)]["label"] for s in range(40)}  # entry 0 is "left": flipped draws become "right"
     assert labels == {0, 1}
-    with pytest.raises(ConfigError, match="unknown labels"):
+    with pytest.raises(ConfigError, match=r"flip_label_map names labels that .*annotation.json lacks: \[.down., .up.\]"):
         bad = data_module(dataset_cfg(tmp_path, "video", train={"crop_size": 32, "flip_label_map": {"up": "down"}}))
         bad.setup("fit")
 

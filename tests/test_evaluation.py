@@ -170,3 +170,20 @@ def test_eval_output_files_from_hand_made_results(tmp_path):
     assert per_class["b"]["support"] == "2" and float(per_class["b"]["accuracy"]) == 0.5
     assert per_class["b"]["most_confused_with"] == "a"
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_confusion_matrix_of_a_many_class_run_shows_the_classes_present(tmp_path):
+    """400 classes, 3 test videos: the figure shows the classes with videos or predictions, not a blank grid."""
+    from PIL import Image
+
+    names = [f"class {i}" for i in range(400)]
+    probs = torch.zeros(3, 400)
+    probs[0, 5], probs[1, 7], probs[2, 5] = 1.0, 1.0, 1.0
+    labels = torch.tensor([5, 7, 9])
+    module = SimpleNamespace(test_results={"index": [0, 1, 2], "probs": probs, "labels": labels,
+                                           "metrics": video_metrics(probs, labels, 400)}, skipped={"test": []})
+    spec = DataSpec.from_config({"name": "k400-part", "num_classes": 400})
+    dm = SimpleNamespace(labels=names, test_ids=lambda: ["a", "b", "c"], missing={}, spec=spec)
+    write_eval_outputs(tmp_path, dm, module, None)
+    width, height = Image.open(tmp_path / "confusion_matrix.png").size
+    assert width < 1500 and height < 700  # the named grid of 3 classes (5, 7, 9), not the 18 × 8 in 400-class panel

@@ -90,3 +90,16 @@ def test_predict_errors_are_one_line(trained, tmp_path):
     labels.write_text("a\nb\nc\n")
     proc = run_entry("predict.py", f"video={tmp_path}/nope.mp4", f"ckpt_path={run}", f"labels={labels}", check=False)
     assert proc.returncode == 1 and "8 classes but 3 class names" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_predict_shows_progress_and_says_how_to_name_the_classes(trained, test_video, tmp_path):
+    """A progress bar over the views (on a terminal, or progress=true), and without labels= one warning that
+    says how to name the classes instead of class_<index>."""
+    run, _ = trained
+    video, _ = test_video
+    weights = export_weights(run / "checkpoints" / "last.ckpt", tmp_path / "weights.pt")
+    proc = run_entry("predict.py", f"video={video}", "model=tiny", f"model.pretrained={weights}", "num_classes=8",
+                     "progress=true", "test.num_clips=2")
+    assert "views:" in proc.stderr and "view/s" in proc.stderr  # tqdm's bar
+    assert "no labels=: classes are shown as class_<index>; pass labels=<file>" in proc.stderr
+    assert "class_" in proc.stdout

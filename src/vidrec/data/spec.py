@@ -325,8 +325,7 @@ class DataSpec:
                             f"labels; set dataset.num_classes={annotation.num_classes} or use the matching annotation file")
         unknown = sorted({n for pair in d.train.flip_label_map.items() for n in pair} - set(annotation.labels))
         if unknown:
-            problems.append(f"dataset.train.flip_label_map names labels that {annotation.path} lacks: {unknown[:3]}; "
-                            "spell the unknown labels as the annotation's class names")
+            problems.append(f"dataset.train.flip_label_map names labels that {annotation.path} lacks: {unknown[:3]}")
         return problems
 
     def flip_map(self, annotation: Annotation) -> dict[int, int]:
