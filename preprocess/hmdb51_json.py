@@ -2,8 +2,7 @@
 
 import sys
 
-from vidrec.preprocess.cli import run
-from vidrec.preprocess.hmdb51 import json_main
+from vidrec.preprocess.commands import hmdb51_json_main, run
 
 if __name__ == "__main__":
-    sys.exit(run(json_main))
+    sys.exit(run(hmdb51_json_main))

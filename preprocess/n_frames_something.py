@@ -2,8 +2,7 @@
 
 import sys
 
-from vidrec.preprocess.cli import run
-from vidrec.preprocess.nframes import main
+from vidrec.preprocess.commands import n_frames_main, run
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run(n_frames_main))

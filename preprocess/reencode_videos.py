@@ -2,8 +2,7 @@
 
 import sys
 
-from vidrec.preprocess.cli import run
-from vidrec.preprocess.reencode import main
+from vidrec.preprocess.commands import reencode_main, run
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(run(reencode_main))

@@ -2,8 +2,7 @@
 
 import sys
 
-from vidrec.preprocess.cli import run
-from vidrec.preprocess.something import json_main
+from vidrec.preprocess.commands import run, something_json_main
 
 if __name__ == "__main__":
-    sys.exit(run(json_main))
+    sys.exit(run(something_json_main))

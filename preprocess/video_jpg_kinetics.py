@@ -2,8 +2,7 @@
 
 import sys
 
-from vidrec.preprocess.cli import run
-from vidrec.preprocess.kinetics import extract_main
+from vidrec.preprocess.commands import kinetics_extract_main, run
 
 if __name__ == "__main__":
-    sys.exit(run(extract_main))
+    sys.exit(run(kinetics_extract_main))

@@ -2,8 +2,7 @@
 
 import sys
 
-from vidrec.preprocess.cli import run
-from vidrec.preprocess.something import extract_v1_main
+from vidrec.preprocess.commands import run, something_v1_extract_main
 
 if __name__ == "__main__":
-    sys.exit(run(extract_v1_main))
+    sys.exit(run(something_v1_extract_main))

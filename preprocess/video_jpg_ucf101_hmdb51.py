@@ -2,8 +2,7 @@
 
 import sys
 
-from vidrec.preprocess.cli import run
-from vidrec.preprocess.ucf101 import extract_main
+from vidrec.preprocess.commands import run, ucf101_hmdb51_extract_main
 
 if __name__ == "__main__":
-    sys.exit(run(extract_main))
+    sys.exit(run(ucf101_hmdb51_extract_main))

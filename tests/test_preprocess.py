@@ -19,8 +19,8 @@ from vidrec.data.annotations import load_annotation
 from vidrec.data.decoding import read_frames
 from vidrec.data.layout import FRAME_TEMPLATE
 from vidrec.errors import DecodeError
-from vidrec.preprocess import frames, kinetics, nframes
-from vidrec.preprocess.cli import run
+from vidrec.preprocess import commands, frames, kinetics, nframes
+from vidrec.preprocess.commands import run
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO.parent / "shared" / "clips"
@@ -280,11 +280,10 @@ def test_failures_are_listed_not_fatal(tmp_path):
     ("n_frames", ["{tmp}/nowhere"], "no such directory"),
 ])
 def test_bad_input_gives_one_line_errors(tmp_path, capsys, main, argv, needle):
-    from vidrec.preprocess import hmdb51, something, ucf101
-
     (tmp_path / "bad.csv").write_text("youtube_id,time_start,time_end\nabc,1,11\n")
-    mains = {"ucf101": ucf101.extract_main, "ucf101_json": ucf101.json_main, "hmdb51_json": hmdb51.json_main,
-             "kinetics_json": kinetics.json_main, "something_json": something.json_main, "n_frames": nframes.main}
+    mains = {"ucf101": commands.ucf101_hmdb51_extract_main, "ucf101_json": commands.ucf101_json_main,
+             "hmdb51_json": commands.hmdb51_json_main, "kinetics_json": commands.kinetics_json_main,
+             "something_json": commands.something_json_main, "n_frames": commands.n_frames_main}
     assert run(mains[main], [a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err and str(tmp_path) in err
@@ -295,7 +294,7 @@ def test_n_frames_reports_gaps_and_source_gaps_fail(tmp_path, capsys):
     folder.mkdir(parents=True)
     for i in (1, 2, 3, 5):
         Image.new("RGB", (8, 8)).save(folder / FRAME_TEMPLATE.format(i))
-    assert run(nframes.main, [str(tmp_path / "jpg")]) == 0
+    assert run(commands.n_frames_main, [str(tmp_path / "jpg")]) == 0
     assert (folder / "n_frames").read_text() == "3" and "image_00004.jpg is missing" in capsys.readouterr().out
     shipped = tmp_path / "ss" / "1"
     shipped.mkdir(parents=True)

@@ -8,13 +8,11 @@ sorted alphabetically, as in 3D-ResNets-PyTorch.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidrec.data.annotations import make_entry
 from vidrec.errors import AnnotationError
-from vidrec.preprocess.cli import split_json_main
 from vidrec.preprocess.labelfiles import read_lines
 
 SPLITS = (1, 2, 3)
@@ -47,8 +45,3 @@ def build_split(annotation_dir: Path, split: int) -> tuple[list[str], dict[str, 
             if parts[1] in _SUBSETS:
                 database[Path(parts[0]).stem] = make_entry(_SUBSETS[parts[1]], label)
     return sorted(files), database
-
-
-def json_main(argv: Sequence[str] | None = None) -> int:
-    """``hmdb51_json.py annotation_dir``: write hmdb51_1.json ... hmdb51_3.json."""
-    return split_json_main(argv, "HMDB51 split files → hmdb51_{1,2,3}.json (kenshohara format).", "testTrainMulti_7030_splits folder (<class>_test_splitN.txt)", build_split, "hmdb51_{split}.json", SPLITS, PATH_FORMAT)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +80,3 @@ def fill_segments(database: dict[str, dict[str, Any]], jpg_dir: Path, path_forma
         else:
             item["annotations"]["segment"] = [1, n_frames]
     return missing
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``n_frames_*.py jpg_dir``: write the ``n_frames`` file of every frame folder."""
-    parser = argparse.ArgumentParser(description="Write an n_frames file (frame count) into every frame folder.")
-    parser.add_argument("jpg_dir", type=Path, help="output folder of video_jpg_*.py")
-    args = parser.parse_args(argv)
-    folders, problems = write_n_frames(args.jpg_dir)
-    for problem in problems:
-        print(problem)
-    print(f"wrote n_frames in {folders} frame folders under {args.jpg_dir}; {len(problems)} with problems")
-    return 0

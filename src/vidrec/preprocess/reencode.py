@@ -15,11 +15,9 @@ Test hook: ``VIDREC_PREPROCESS_FRAME_DELAY=<seconds>`` sleeps after each encoded
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,10 +30,8 @@ from av.video.reformatter import VideoReformatter
 from vidrec.data.layout import VIDEO_EXTENSIONS
 from vidrec.errors import ConfigError, DataError, DecodeError
 from vidrec.files import atomic_open, atomic_write_json
-from vidrec.preprocess.cli import FAILURES_FILE, _usable_cpus
 from vidrec.preprocess.frames import TRUNCATED_FRACTION, Extracted, Job
 from vidrec.preprocess.layout import require_dir
-from vidrec.preprocess.runner import run_jobs, write_failures
 
 SETTINGS_FILE = "reencode.json"
 #: Side of the per-frame thumbnail compared between source and output.
@@ -177,7 +173,7 @@ def reencode(job: Job, enc: Encoding) -> Extracted:
     return Extracted(len(signatures))
 
 
-def _settings_guard(dst: Path, enc: Encoding) -> None:
+def check_settings(dst: Path, enc: Encoding) -> None:
     """Refuse to mix two encodings in one DST; record the settings for a fresh one."""
     import json
 
@@ -192,45 +188,3 @@ def _settings_guard(dst: Path, enc: Encoding) -> None:
                               "to resume it, or another DST")
     else:
         atomic_write_json(path, {"settings": enc.settings(), "pyav": av.__version__})
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``reencode_videos.py SRC DST``: re-encode a video tree for training (see the module docstring)."""
-    defaults = Encoding()
-    parser = argparse.ArgumentParser(description="Re-encode a video tree for fast training reads (H.264, fixed "
-                                     "GOP, no B-frames, frame counts kept). See docs/reencoding.md.")
-    parser.add_argument("src", type=Path, help="folder of videos (any tree: class/video.avi, flat, ...)")
-    parser.add_argument("dst", type=Path, help="output folder: same relative paths and stems, extension .mp4")
-    parser.add_argument("--short-side", type=int, default=defaults.short_side,
-                        help=f"short side in pixels, even; 0 keeps the size; never upscales (default {defaults.short_side})")
-    parser.add_argument("--gop", type=int, default=defaults.gop, help=f"keyframe interval in frames (default {defaults.gop})")
-    parser.add_argument("--crf", type=int, default=defaults.crf, help=f"x264 quality, 0-51, lower is better (default {defaults.crf})")
-    parser.add_argument("--preset", default=defaults.preset, choices=X264_PRESETS,
-                        help=f"x264 speed/size trade-off (default {defaults.preset})")
-    parser.add_argument("--workers", type=int, default=_usable_cpus(), help="parallel worker processes (default: all CPUs)")
-    parser.add_argument("--strict", action="store_true", help="stop at the first video that fails")
-    args = parser.parse_args(argv)
-    if args.short_side < 0 or args.short_side % 2 or args.gop < 1 or not 0 <= args.crf <= 51 or args.workers < 1:
-        raise ConfigError("use an even --short-side >= 0, --gop >= 1, --crf in 0-51 and --workers >= 1")
-    enc = Encoding(args.short_side, args.gop, args.crf, args.preset)
-    jobs = tree_jobs(args.src, args.dst)
-    args.dst.mkdir(parents=True, exist_ok=True)
-    _settings_guard(args.dst, enc)
-    print(f"{len(jobs)} videos from {args.src} → {args.dst} (short side {enc.short_side or 'kept'}, gop {enc.gop}, "
-          f"crf {enc.crf}, preset {enc.preset}, {args.workers} workers)", flush=True)
-    report = run_jobs(jobs, enc, workers=args.workers, strict=args.strict, work=reencode, done=Path.is_file)
-    failures_path = args.dst / FAILURES_FILE
-    write_failures(failures_path, report.failures)
-    done = [j for j in jobs if j.dest.is_file()]
-    src_bytes, dst_bytes = sum(j.source.stat().st_size for j in done), sum(j.dest.stat().st_size for j in done)
-    print(f"re-encoded {report.extracted} videos ({report.frames} frames) in {report.seconds:.1f} s, "
-          f"{report.skipped} already done, {len(report.failures)} failed")
-    print(f"size of the {len(done)} videos in {args.dst}: {_mb(dst_bytes)}, sources {_mb(src_bytes)} "
-          f"({dst_bytes / max(src_bytes, 1):.0%})")
-    if report.failures:
-        print(f"failed videos and reasons: {failures_path}; they are not in {args.dst}")
-    return 0

@@ -11,16 +11,12 @@ surface"``) and ``test.json`` (``[{"id"}]``). Frame folders are flat: ``jpg_dir/
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidrec.data.annotations import make_entry
 from vidrec.errors import AnnotationError
-from vidrec.preprocess.cli import add_segment_args, extraction_parser, run_extraction, write_dataset_json
 from vidrec.preprocess.labelfiles import find_file, read_json, read_lines
-from vidrec.preprocess.layout import flat_jobs, frame_folder_jobs
 
 PATH_FORMAT = "{video_id}"
 V1_PREFIX = "something-something-v1-"
@@ -85,35 +81,3 @@ def build_v2(annotation_dir: Path) -> tuple[list[str], Database]:
         if found is not None:
             database.update(_v2_subset(found, subset, set(labels)))
     return labels, database
-
-
-def json_main(argv: Sequence[str] | None = None) -> int:
-    """``something_json.py annotation_dir [--v2]``: write something_v1.json (or something_v2.json)."""
-    parser = argparse.ArgumentParser(description="Something-Something label files → annotation JSON (kenshohara format).")
-    parser.add_argument("annotation_dir", type=Path, help="folder with the official label files")
-    parser.add_argument("--v2", action="store_true", help="Something-Something V2 JSON label files (default: V1 CSVs)")
-    parser.add_argument("--dst", type=Path, default=None,
-                        help="output JSON (default: annotation_dir/something_v1.json or something_v2.json)")
-    add_segment_args(parser)
-    args = parser.parse_args(argv)
-    labels, database = build_v2(args.annotation_dir) if args.v2 else build_v1(args.annotation_dir)
-    dst = args.dst or args.annotation_dir / f"something_v{2 if args.v2 else 1}.json"
-    write_dataset_json(dst, labels, database, args, PATH_FORMAT)
-    return 0
-
-
-def extract_v1_main(argv: Sequence[str] | None = None) -> int:
-    """``video_jpg_something.py origin_image_dir jpg_dir``: ``<id>/00001.jpg`` → ``<id>/image_00001.jpg``."""
-    parser = extraction_parser("Something-Something V1 frame folders → image_00001.jpg frame folders (bytes copied "
-                               "unless --size resizes).", "origin_image_dir",
-                               "the unpacked 20bn-something-something-v1 folder (<id>/00001.jpg)", 0)
-    args = parser.parse_args(argv)
-    return run_extraction(frame_folder_jobs(args.src, args.dst), args)
-
-
-def extract_v2_main(argv: Sequence[str] | None = None) -> int:
-    """``video_jpg_something_v2.py webm_dir jpg_dir``: ``<id>.webm`` → ``<id>/image_00001.jpg``."""
-    parser = extraction_parser("Something-Something V2 videos → JPEG frame folders.", "webm_dir",
-                               "the unpacked 20bn-something-something-v2 folder (<id>.webm)", 0)
-    args = parser.parse_args(argv)
-    return run_extraction(flat_jobs(args.src, args.dst), args)

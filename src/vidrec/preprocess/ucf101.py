@@ -8,15 +8,12 @@ stem. Test lists become the ``validation`` subset, as in 3D-ResNets-PyTorch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidrec.data.annotations import make_entry
 from vidrec.errors import AnnotationError
-from vidrec.preprocess.cli import extraction_parser, run_extraction, split_json_main
 from vidrec.preprocess.labelfiles import read_lines
-from vidrec.preprocess.layout import class_tree_jobs
 
 SPLITS = (1, 2, 3)
 PATH_FORMAT = "{label}/{video_id}"
@@ -55,16 +52,3 @@ def build_split(annotation_dir: Path, split: int) -> tuple[list[str], dict[str, 
     database = read_split_list(annotation_dir / f"trainlist0{split}.txt", "training", labels)
     database.update(read_split_list(annotation_dir / f"testlist0{split}.txt", "validation", labels))
     return labels, database
-
-
-def json_main(argv: Sequence[str] | None = None) -> int:
-    """``ucf101_json.py annotation_dir``: write ucf101_01.json ... ucf101_03.json."""
-    return split_json_main(argv, "UCF101 split files → ucf101_0{1,2,3}.json (kenshohara format).", "ucfTrainTestlist folder (classInd.txt, trainlist0N.txt, testlist0N.txt)", build_split, "ucf101_0{split}.json", SPLITS, PATH_FORMAT)
-
-
-def extract_main(argv: Sequence[str] | None = None) -> int:
-    """``video_jpg_ucf101_hmdb51.py avi_dir jpg_dir``: ``<class>/<video>.avi`` → ``<class>/<video>/image_*.jpg``."""
-    parser = extraction_parser("UCF101/HMDB51 videos (class/video.avi tree) → JPEG frame folders.", "avi_dir",
-                               "folder with one sub-folder of .avi files per class (UCF-101/ or hmdb51_org/)", 240)
-    args = parser.parse_args(argv)
-    return run_extraction(class_tree_jobs(args.src, args.dst, (".avi",)), args)
