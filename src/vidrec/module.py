@@ -124,7 +124,7 @@ class VideoClassifier(pl.LightningModule):
     def _enforce_skip_ratio(self, stage: str, skipped: int, decoded: int) -> None:
         if not skipped:
             return
-        log.warning("%s: %d unreadable video(s) skipped (listed in skipped_videos.csv)", stage, skipped)
+        log.warning("%s: %d unreadable video(s) skipped this epoch (listed in skipped_videos.csv)", stage, skipped)
         ratio, total = self.hparams.max_skip_ratio, skipped + decoded
         if skipped / total > ratio:
             raise DataError(
