@@ -1,5 +1,7 @@
 """Predict the action in one video (K clips × crops, mean softmax): `python predict.py video=<file> ckpt_path=<ckpt>`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -7,6 +9,8 @@ from vidrec.cli import run_entry
 from vidrec.config import register_configs
 
 register_configs()
+# `timeline=true` is short for `timeline.enabled=true` (the node also holds timeline.window, timeline.stride ...)
+sys.argv = [f"timeline.enabled={a.split('=', 1)[1]}" if a.split("=", 1)[0] == "timeline" else a for a in sys.argv]
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="predict")
