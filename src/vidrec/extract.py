@@ -22,7 +22,7 @@ from vidrec.data.layout import VIDEO_EXTENSIONS
 from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError, DecodeError
 from vidrec.evaluation import write_skipped
-from vidrec.features import MODES, VideoFeatures, pooled_features, rank_share, sequence_features
+from vidrec.features import MODES, VideoFeatures, named_module, pooled_features, rank_share, sequence_features
 from vidrec.files import atomic_open, atomic_write_json
 from vidrec.inference import InferenceModel, load_inference_model, pick_device
 
@@ -96,6 +96,8 @@ class Extractor:
         if self.mode not in MODES:
             raise ConfigError(f"features.mode={self.mode}: use one of {', '.join(MODES)}")
         self.layer = fcfg.get("layer") or None
+        if self.layer:
+            named_module(model.net, self.layer)  # a wrong name fails here, before any video
         self.logits = bool(fcfg.get("logits"))
         self.frames = int(fcfg.get("frames") or model.spec.dataset.clip.frames)
         self.stride = int(fcfg.get("stride") or self.frames)

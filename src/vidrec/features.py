@@ -29,6 +29,17 @@ def global_pool(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).mean(-1) if x.ndim > 2 else x
 
 
+def named_module(net: nn.Module, layer: str) -> nn.Module:
+    """The sub-module ``layer`` of ``net`` (``layer3``, ``layer4.1.conv2`` ...), or a :class:`ConfigError` naming
+    the top-level choices."""
+    modules = dict(net.named_modules())
+    if layer not in modules:
+        top = [name for name, _ in net.named_children()]
+        raise ConfigError(f"features.layer={layer}: no module of that name in the network; use one of {top} "
+                          "(or a dotted sub-module name), or leave it null for the classifier's input")
+    return modules[layer]
+
+
 @contextlib.contextmanager
 def feature_tap(net: nn.Module, layer: str | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """While open, each forward of ``net`` leaves ``store["features"]``: the input of the classifier ``fc``
@@ -37,12 +48,8 @@ def feature_tap(net: nn.Module, layer: str | None = None) -> Iterator[dict[str, 
     if layer is None:
         handle = get_head(net).register_forward_pre_hook(lambda _m, args: store.__setitem__("features", args[0]))
     else:
-        modules = dict(net.named_modules())
-        if layer not in modules:
-            top = [name for name, _ in net.named_children()]
-            raise ConfigError(f"features.layer={layer}: no module of that name in the network; use one of {top} "
-                              "(or a dotted sub-module name), or leave it null for the classifier's input")
-        handle = modules[layer].register_forward_hook(lambda _m, _a, out: store.__setitem__("features", global_pool(out)))
+        module = named_module(net, layer)
+        handle = module.register_forward_hook(lambda _m, _a, out: store.__setitem__("features", global_pool(out)))
     try:
         yield store
     finally:
