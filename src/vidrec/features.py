@@ -64,7 +64,10 @@ def clip_features(model: InferenceModel, clips: torch.Tensor, layer: str | None,
     with feature_tap(net, layer) as store, torch.inference_mode():
         for i in range(0, clips.shape[0], max(1, batch)):
             logits.append(net(model.network_input(clips[i : i + batch].to(device))).float().cpu())
-            feats.append(store["features"].float().cpu())
+            if "features" not in store:
+                raise ConfigError("the network's fully convolutional test head (test.fully_conv=true) does not call "
+                                  "its classifier fc; extract with test.fully_conv=false or features.layer=layer4")
+            feats.append(store.pop("features").float().cpu())
     return torch.cat(feats), torch.cat(logits)
 
 
