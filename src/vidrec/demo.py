@@ -110,6 +110,7 @@ def serve(dcfg: DictConfig) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="vidrec-demo-"))
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "uploads")  # gradio's own copies of the uploads go there too
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("MPLCONFIGDIR", str(workdir / "matplotlib"))  # matplotlib's font cache, not ~/.cache
     try:
         import gradio  # noqa: F401
     except ImportError:
