@@ -197,9 +197,18 @@ def pick_device(name: str) -> torch.device:
 def video_views(model: InferenceModel, video: str | Path, decoder: str = "auto") -> tuple[torch.Tensor, int]:
     """All test views, uint8 ``(V, C, T, H, W)``, of one video file or frame folder (decoded once), and its frame
     count; :meth:`InferenceModel.network_input` normalises them."""
+    views, num_frames, _ = video_views_and_starts(model, video, decoder)
+    return views, num_frames
+
+
+def video_views_and_starts(model: InferenceModel, video: str | Path,
+                           decoder: str = "auto") -> tuple[torch.Tensor, int, list[int]]:
+    """:func:`video_views`, plus the start frame of each test clip (views are clip-major: crops of clip 0 first)."""
     path = Path(video)
     if not path.exists():
         raise DecodeError(f"{path}: no such video file or frame folder")
     dataset = VideoDataset.of_file(path, model.spec, model.transform, decoder)
     views, _ = dataset.load(0, torch.Generator())
-    return views, dataset.num_frames(0)
+    num_frames = dataset.num_frames(0)
+    starts = dataset.indices(0, torch.Generator(), num_frames)[:, 0].tolist()
+    return views, num_frames, [int(s) for s in starts]

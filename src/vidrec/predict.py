@@ -11,8 +11,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from vidrec.errors import DecodeError
 from vidrec.inference import InferenceModel, load_inference_model, pick_device, video_views
 from vidrec.scoring import video_scores
+from vidrec.timeline import timeline_outputs
 
 
 def predict_video(model: InferenceModel, video: str | Path, topk: int = 5, device: str = "auto",
@@ -49,9 +51,30 @@ def format_prediction(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_timeline(result: dict[str, Any]) -> str:
+    """The segments of a timeline (runs of one top-1 class) and its files, as predict.py prints them."""
+    lines = [f"{result['video']}: {result['windows']} windows of {result['window_frames']} frames "
+             f"({result['num_frames']} frames at {result['fps']:.2f} fps)"]
+    lines += [f"  {s['start_s']:8.2f}s - {s['end_s']:8.2f}s  {s['label']}" for s in result["segments"]]
+    lines += [f"{kind}: {path}" for kind, path in result["files"].items()]
+    return "\n".join(lines)
+
+
 def predict(dcfg: DictConfig) -> dict[str, Any]:
-    """What ``predict.py`` does: load, predict one video, print the table (or one JSON object)."""
+    """What ``predict.py`` does: load, predict one video, print the table (or one JSON object); with
+    ``timeline.enabled``, the timeline of the whole video and its files instead."""
     model = load_inference_model(dcfg)
+    tcfg = dcfg.get("timeline") or {}
+    if tcfg.get("enabled"):
+        video = Path(str(dcfg.video))
+        if not video.exists():
+            raise DecodeError(f"video={video}: no such video file or frame folder")
+        out_dir = Path(str(tcfg.get("out_dir") or f"timeline_{video.stem}"))
+        result = timeline_outputs(model, video, out_dir, tcfg.get("window"), tcfg.get("stride"),
+                                  str(pick_device(str(dcfg.get("device", "auto")))), int(dcfg.get("topk", 5)),
+                                  bool(tcfg.get("video")))
+        print(json.dumps(result) if dcfg.get("json") else format_timeline(result), flush=True)
+        return result
     setting = str(dcfg.get("progress", "auto")).lower()
     progress = sys.stderr.isatty() if setting == "auto" else setting == "true"
     result = predict_video(model, dcfg.video, int(dcfg.get("topk", 5)), str(dcfg.get("device", "auto")),
