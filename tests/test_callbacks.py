@@ -7,12 +7,8 @@ import time
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader, Dataset
 
-from conftest import REPO
 from vidrec.callbacks import DataWait
 
 
@@ -81,16 +77,12 @@ def test_a_fast_loader_gives_a_small_share_and_no_warning(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("callbacks", ["default", "none"])
-def test_every_trainer_has_one_data_wait(callbacks, tmp_path):
+def test_every_trainer_has_one_data_wait(callbacks):
+    from test_configs import compose_resolved
+
     from vidrec.run import build_trainer
 
-    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"callbacks={callbacks}", "experiment=synthetic"], return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path)
-            HydraConfig.instance().set_config(cfg)
-            del cfg["hydra"]
-        container = OmegaConf.to_container(cfg, resolve=True)
+    cfg = compose_resolved([f"callbacks={callbacks}"])
     for with_callbacks in (True, False):  # train.py's trainer, eval.py's
-        trainer = build_trainer(container, with_callbacks=with_callbacks)
+        trainer = build_trainer(cfg, with_callbacks=with_callbacks)
         assert sum(isinstance(c, DataWait) for c in trainer.callbacks) == 1
