@@ -223,7 +223,6 @@ def test_frame_extraction_lists_a_crashing_video_as_a_failure(tmp_path):
     from types import SimpleNamespace
 
     from vidrec.data.coverage import for_results
-
     from vidrec.data.spec import DataSpec
 
     spec = DataSpec.from_config({"test": {"subset": "validation"}}, {"coverage": str(tmp_path / "out" / "coverage.json")})
