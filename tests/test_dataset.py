@@ -31,7 +31,7 @@ def test_test_views_come_from_the_sampled_clips(tmp_path):
     dm.setup("test")
     item = dm.datasets["test"][0]
     # 20 frames, clips of 4 at rate 2 (span 7): starts 0, 7, 13; frame k has brightness ~10 + 10k
-    means = item["video"].mean(dim=(1, 3, 4)) * 255
+    means = item["video"].float().mean(dim=(1, 3, 4))  # uint8 views: pixel values as decoded
     assert np.allclose(means[:, 0].numpy(), [10, 80, 140], atol=5)
 
 
