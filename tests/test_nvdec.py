@@ -62,3 +62,19 @@ def test_cuvid_is_a_decoder_setting():
 
     spec = DataSpec.from_config({"name": "x", "root": "/r", "annotation_path": "/a.json"}, {"decoder": "cuvid"})
     assert spec.data.decoder == "cuvid"
+
+
+def test_a_decoder_whose_frames_break_the_numbering_falls_back_to_the_cpu(video, fresh, monkeypatch, caplog):
+    """A decoder that loses a frame after each seek (as NVDEC could on a file it mishandles) is caught by the
+    timestamp check of every frame: the CPU path reads the file, with the warning."""
+
+    class Lossy(nvdec.CodecDecoder):
+        def __call__(self, container, stream):
+            frames = super().__call__(container, stream)
+            next(frames)  # the keyframe goes missing
+            yield from frames
+
+    monkeypatch.setattr(nvdec, "decoder_for", lambda stream, codec=None: Lossy(stream, stream.codec_context.name))
+    with caplog.at_level(logging.WARNING, logger="vidrec.data.nvdec"):
+        assert torch.equal(read_frames(video, [9, 30], backend="cuvid"), read_frames(video, [9, 30], backend="pyav"))
+    assert any("do not match" in r.getMessage() for r in caplog.records if r.name == "vidrec.data.nvdec")

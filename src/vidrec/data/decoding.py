@@ -245,6 +245,8 @@ def _pyav_read(path: Path, indices: Sequence[int], codec: str | None = None) -> 
             else:
                 decoder = nvdec.decoder_for(stream, None if codec == "cuvid" else codec)
                 found = seek_frames(container, stream, indices, table, decoder)
+                if found is None:  # its frames do not follow the numbering: the CPU path reads (and judges) it
+                    raise nvdec.fall_back(f"{decoder.codec} gave frames that do not match {path}'s frame numbering")
             claimed = stream.frames
     except av.FFmpegError:
         found = None  # the sequential read below reports the error if it is real
