@@ -242,7 +242,7 @@ def test_train_py_reads_a_reencoded_ucf101_tree_with_the_same_annotation(tmp_pat
     assert str(dst) in (run / ".hydra" / "config.yaml").read_text()
 
 
-@pytest.mark.slow  # the full default run: 16 min on 2 loaded cores (generation and re-encode included)
+@pytest.mark.slow  # the full default run: 10-16 min on 2 shared cores (generation and re-encode included)
 def test_default_synthetic_run_trained_from_a_reencoded_copy_reaches_095(tmp_path):
     """The default synthetic recipe (``experiment=synthetic``, 24 epochs) trained and tested on a re-encoded copy
     of its generated videos, the generator's annotation unchanged: video-level test top-1 >= 0.95."""
