@@ -24,6 +24,7 @@ BENCHMARKS = {
     "model_speed": [],
     "reencode": ["--clips", "12"],
     "isolation": [],
+    "loader_worker": [],
 }
 
 

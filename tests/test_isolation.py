@@ -87,7 +87,7 @@ def test_supervised_read_equals_the_plain_read_and_survives_real_faults(tmp_path
     with pytest.raises(isolation.DecodeTimeout, match="bad.mp4: timed out after 1 s"):
         sup.call(time.sleep, (3600,), 1, "bad.mp4")
     assert time.monotonic() - start < 1 + isolation.REAP_S
-    assert sup.call(isolation._read_array, (str(tmp_path / "good.mp4"), [1], "auto"), 10, "good.mp4").shape == (1, 48, 64, 3)
+    assert sup.call(isolation._read_array, (str(tmp_path / "good.mp4"), [1], "auto"), 10, "good.mp4")[0].shape == (1, 48, 64, 3)
     sup.close()
 
 

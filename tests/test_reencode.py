@@ -240,3 +240,25 @@ def test_train_py_reads_a_reencoded_ucf101_tree_with_the_same_annotation(tmp_pat
     assert read_json(run / "results.json")["num_videos"] == 3  # split 1 tests on one group: one video per class
     assert not (run / "skipped_videos.csv").exists()
     assert str(dst) in (run / ".hydra" / "config.yaml").read_text()
+
+
+@pytest.mark.slow  # the full default run: 10-16 min on 2 shared cores (generation and re-encode included)
+def test_default_synthetic_run_trained_from_a_reencoded_copy_reaches_095(tmp_path):
+    """The default synthetic recipe (``experiment=synthetic``, 24 epochs) trained and tested on a re-encoded copy
+    of its generated videos, the generator's annotation unchanged: video-level test top-1 >= 0.95."""
+    from conftest import run_entry
+    from vidrec.data.spec import SyntheticSpec
+    from vidrec.data.synthetic import ensure_synthetic
+
+    folder = ensure_synthetic(tmp_path / "data", SyntheticSpec())  # what the bare train.py generates
+    dst = tmp_path / "videos_160"
+    command(folder / "videos", dst, "--workers", 2)
+    assert sum(1 for _ in dst.rglob("*.mp4")) == sum(1 for _ in (folder / "videos").rglob("*.mp4"))
+    run = tmp_path / "run"
+    run_entry("train.py", "experiment=synthetic", "dataset.synthetic=null", f"dataset.root={dst}",
+              f"dataset.annotation_path={folder / 'annotation.json'}", "dataset.video_ext=.mp4",
+              "trainer.enable_progress_bar=false", f"hydra.run.dir={run}", timeout=1800)
+    results = read_json(run / "results.json")
+    assert results["num_videos"] == 8 * SyntheticSpec().per_class_test
+    assert results["top1"] >= 0.95, results
+    assert str(dst) in (run / ".hydra" / "config.yaml").read_text()

@@ -32,6 +32,17 @@ def test_train_writes_the_run_dir(trained):
     assert len(rows) == 16 and {"video_id", "label", "pred1", "score5"} <= set(rows[0])
 
 
+def test_train_logs_the_data_wait_every_epoch(trained):
+    run, proc = trained
+    with open(run / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("time/data_wait_frac")]
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert all(0.0 <= float(r["time/data_wait_frac"]) <= 1.0 and float(r["time/clips_per_s"]) > 0 for r in rows)
+    assert "epoch 1: " in proc.stdout + proc.stderr and "waiting for data" in proc.stdout + proc.stderr
+    throughput = read_json(run / "results.json")["throughput"]
+    assert throughput["views_per_s"] > 0 and 0.0 <= throughput["data_wait_frac"] <= 1.0
+
+
 def test_eval_reproduces_train_test_results(trained, tmp_path):
     run, _ = trained
     best = next((run / "checkpoints").glob("best-epoch*.ckpt"))
@@ -47,6 +58,8 @@ def test_eval_reproduces_train_test_results(trained, tmp_path):
     assert eval_res["protocol"]["num_clips"] == 2 and eval_res["protocol"]["num_crops"] == 3
     assert eval_res["protocol"]["aggregation"] == "mean of softmax over all views"
     assert read_json(tmp_path / "metrics.json")["_levels"]["test"].startswith("video-level")
+    assert eval_res["throughput"]["views_per_s"] > 0 and 0.0 <= eval_res["throughput"]["data_wait_frac"] <= 1.0
+    assert "views/s" in proc.stdout + proc.stderr
 
 
 def test_eval_reads_its_checkpoint_once(trained, tmp_path, monkeypatch):

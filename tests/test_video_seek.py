@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from conftest import moving_bar_frames
-from vidrec.data import jpeg
+from vidrec.data import jpeg, video_seek
 from vidrec.data import transforms as T
 from vidrec.data.datamodule import available_cpus, loader_workers, pin_memory
 from vidrec.data.decoding import read_frames
@@ -45,7 +45,7 @@ def gop_video(request, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("backend", ["auto", "pyav"])
+@pytest.mark.parametrize("backend", ["auto", "pyav", "cuvid"])  # cuvid: NVDEC where present, else the CPU
 def test_seek_read_equals_sequential_decode(gop_video, backend):
     table = keyframes(gop_video)
     assert table is not None and len(table.keyframes) >= 4  # the keyframe-seeking path is the one tested
@@ -65,6 +65,42 @@ def test_shared_clips_seek_or_fall_back_exactly(shared_clips):
         for idx in index_sets(len(frames), seed=len(frames)):
             out = read_frames(path, idx).numpy()
             assert np.array_equal(out, frames[[i % len(frames) for i in idx]]), (path.name, idx)
+
+
+@pytest.fixture
+def scans(monkeypatch):
+    """An empty frame-table cache, and the files :func:`frame_table` scanned since (a list of paths)."""
+    calls = []
+
+    def counting(container, stream):
+        calls.append(container.name)
+        return frame_table(container, stream)
+
+    monkeypatch.setattr(video_seek, "_TABLES", type(video_seek._TABLES)())
+    monkeypatch.setattr(video_seek, "frame_table", counting)
+    return calls
+
+
+def test_frame_table_scanned_once_per_file_and_again_when_it_changes(tmp_path, scans):
+    path = tmp_path / "clip.mp4"
+    write_video(path, moving_bar_frames(40, seed=1), options={"g": "8", "keyint_min": "8"})
+    first = read_frames(path, [3, 20, 39]).numpy()
+    assert np.array_equal(read_frames(path, [39, 20, 3]).numpy(), first[::-1])
+    assert read_frames(path, [0, 1]).shape[0] == 2
+    assert scans == [str(path)]  # three reads, one scan
+    write_video(path, moving_bar_frames(24, seed=2), options={"g": "8", "keyint_min": "8"})  # a new file, same name
+    assert np.array_equal(read_frames(path, [3, 23, 24]).numpy(), sequential_decode(path)[[3, 23, 0]])
+    assert scans == [str(path)] * 2
+
+
+def test_frame_table_cache_keeps_the_most_recent_files(tmp_path, scans, monkeypatch):
+    monkeypatch.setattr(video_seek, "TABLE_CACHE_SIZE", 2)
+    paths = [tmp_path / f"v{i}.mp4" for i in range(3)]
+    for i, path in enumerate(paths):
+        write_video(path, moving_bar_frames(16, seed=i))
+    for path in paths + [paths[2], paths[1], paths[0]]:
+        read_frames(path, [5])
+    assert scans == [str(p) for p in paths + [paths[0]]]  # v0 fell out when v2 came in; v2, v1 were kept
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Lightning callbacks for exact, resumable runs: checkpoints that survive a move to a new run dir,
-``last.ckpt`` after every epoch, and the global random state saved in every checkpoint."""
+"""Lightning callbacks: for exact, resumable runs, checkpoints that survive a move to a new run dir,
+``last.ckpt`` after every epoch and the global random state saved in every checkpoint; and the data-wait
+accounting of every run (:class:`DataWait`)."""
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -94,3 +96,101 @@ class RNGState(Callback):
         if self._pending is not None:
             _set_rng_state(self._pending)
             self._pending = None
+
+
+class DataWait(Callback):
+    """Where each step's time goes: waiting for the loader or computing, per epoch (training) and per test.
+
+    The time from the end of one batch to the start of the next is waiting (the loader had no batch ready);
+    the time from a batch's start to its end is computing. At the end of each training epoch the share spent
+    waiting and the clips per second are logged (``time/data_wait_frac``, ``time/clips_per_s``) and printed on
+    one line; the test logs ``time/views_per_s`` and ``time/test_data_wait_frac`` and keeps them in
+    :attr:`test_throughput` (for results.json). When a training epoch waits more than ``warn_above`` of the
+    time, one warning (once per run) says what helps. Under DDP the logged figures are the mean over processes,
+    the printed ones and the warning rank 0's. The wait for an epoch's first batch (worker start-up) is not
+    between two steps and is not counted; on a GPU, kernels still queued at a batch's end count as waiting.
+    """
+
+    def __init__(self, warn_above: float = 1 / 3):
+        self.warn_above = warn_above
+        self.warned = False
+        self.test_throughput: dict[str, float] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._wait = self._busy = 0.0
+        self._items = 0
+        self._start: float | None = None
+        self._end: float | None = None
+        self._paused: float | None = None
+
+    def _batch_start(self) -> None:
+        self._start = time.perf_counter()
+        if self._end is not None:
+            self._wait += self._start - self._end
+
+    def _batch_end(self, batch: Any, views: bool) -> None:
+        self._end = time.perf_counter()
+        if self._start is not None:
+            self._busy += self._end - self._start
+        video = batch.get("video") if isinstance(batch, dict) else None
+        if video is not None:
+            self._items += video.shape[0] * (video.shape[1] if views else 1)
+
+    def _figures(self) -> tuple[float, float]:
+        """(share of the time spent waiting, items per second) since the last reset."""
+        total = self._wait + self._busy
+        return (self._wait / total, self._items / total) if total > 0 else (0.0, 0.0)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._reset()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._batch_start()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._batch_end(batch, views=False)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._paused = time.perf_counter()  # a validation inside the epoch is neither waiting nor training
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._paused is not None and self._end is not None:
+            self._end += time.perf_counter() - self._paused
+        self._paused = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        frac, rate = self._figures()
+        pl_module.log_dict({"time/data_wait_frac": frac, "time/clips_per_s": rate}, sync_dist=True)
+        if not trainer.is_global_zero:
+            return
+        log.info("epoch %d: %.1f clips/s, %.0f%% of the step time waiting for data", trainer.current_epoch, rate,
+                 100 * frac)
+        if frac > self.warn_above and not self.warned:
+            self.warned = True
+            workers = getattr(trainer.train_dataloader, "num_workers", None)
+            log.warning(
+                "training waited for data %.0f%% of the time in epoch %d (%.1f clips/s): the loader is the bottleneck. "
+                "What helps: re-encode the videos (python preprocess/reencode_videos.py SRC DST, then "
+                "dataset.dirs.video=DST; docs/reencoding.md), more loader workers (dataset.num_workers%s), and the "
+                "videos or frames on a local disk", 100 * frac, trainer.current_epoch, rate,
+                f", now {workers}" if workers is not None else "")
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._reset()
+
+    def on_test_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int,
+                            dataloader_idx: int = 0) -> None:
+        self._batch_start()
+
+    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._batch_end(batch, views=True)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        frac, rate = self._figures()
+        self.test_throughput = {"views_per_s": rate, "data_wait_frac": frac}
+        pl_module.log_dict({"time/views_per_s": rate, "time/test_data_wait_frac": frac}, sync_dist=True)
+        if trainer.is_global_zero:
+            log.info("test: %.1f views/s, %.0f%% of the step time waiting for data", rate, 100 * frac)

@@ -16,6 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from vidrec.callbacks import DataWait
 from vidrec.data.coverage import for_results as coverage_for_results
 from vidrec.data.datamodule import VideoDataModule
 from vidrec.files import atomic_open, atomic_write_json, atomic_write_text
@@ -106,15 +107,16 @@ def plot_confusion(cm: torch.Tensor, names: Sequence[str], path: Path, title: st
 def test_stage(trainer: pl.Trainer, module: VideoClassifier, dm: VideoDataModule, out: Path,
                weights: str | None, ckpt_path: str | None = None, released: Receipt | None = None) -> dict[str, Any]:
     """The one multi-view, video-level test of train.py and eval.py: ``trainer.test`` (restoring ``ckpt_path``
-    when given), then on rank 0 results.json, predictions.csv, per_class.csv, the confusion matrix and
-    skipped_videos.csv. ``released``: what results.json says of released weights. Returns the results (empty
-    on other ranks)."""
+    when given), then on rank 0 results.json (with the test's ``throughput``), predictions.csv, per_class.csv,
+    the confusion matrix and skipped_videos.csv. ``released``: what results.json says of released weights.
+    Returns the results (empty on other ranks)."""
     dm.setup("test")
     with skips_listed_on_failure(trainer, out, module, dm):
         trainer.test(module, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
     if not trainer.is_global_zero:
         return {}
-    results = write_eval_outputs(out, dm, module, weights, released)
+    throughput = next((c.test_throughput for c in trainer.callbacks if isinstance(c, DataWait)), None)
+    results = write_eval_outputs(out, dm, module, weights, released, throughput)
     write_skipped(out, module.skipped, dm.missing)
     return results
 
@@ -158,8 +160,9 @@ def skips_listed_on_failure(trainer: pl.Trainer, out: Path, module: VideoClassif
 
 
 def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, weights: str | None,
-                       released: Receipt | None = None) -> dict[str, Any]:
-    """Write the files of a video-level test from ``module.test_results``; return the results dict."""
+                       released: Receipt | None = None, throughput: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """Write the files of a video-level test from ``module.test_results``; return the results dict.
+    ``throughput``: the test's views/s and data-wait share (:class:`~vidrec.callbacks.DataWait`)."""
     res, spec = module.test_results, dm.spec
     names = dm.labels
     ids = dm.test_ids()
@@ -182,6 +185,8 @@ def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, 
         "coverage": {**coverage_for_results(spec, dm), "videos_evaluated": len(res["index"]),
                      "missing": len(dm.missing.get("test", [])), "skipped": len(module.skipped["test"])},
     }
+    if throughput is not None:
+        results["throughput"] = dict(throughput)
     if released is not None:
         results.update(released.record(metrics))
     out.mkdir(parents=True, exist_ok=True)

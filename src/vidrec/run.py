@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vidrec import wandb_utils
+from vidrec.callbacks import DataWait
 from vidrec.checkpoint import (
     AtomicCheckpointIO,
     check_model_fits,
@@ -72,8 +73,11 @@ def build_module(cfg: dict[str, Any], spec: DataSpec) -> VideoClassifier:
 
 
 def build_trainer(cfg: dict[str, Any], with_callbacks: bool = True) -> pl.Trainer:
-    """The Lightning trainer of ``cfg.trainer`` with the configured callbacks and loggers, writing checkpoints atomically."""
+    """The Lightning trainer of ``cfg.trainer`` with the configured callbacks and loggers, writing checkpoints
+    atomically; always with a :class:`~vidrec.callbacks.DataWait` (the configured one, else a default one)."""
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] if with_callbacks else []
+    if not any(isinstance(c, DataWait) for c in callbacks):
+        callbacks.append(DataWait())
     loggers = [hydra.utils.instantiate(wandb_utils.prepare_logger_config(c) if wandb_utils.is_wandb_logger(c) else c)
                for c in (cfg.get("logger") or {}).values()]
     if not loggers:  # `logger=none`: a learning-rate monitor has nowhere to write

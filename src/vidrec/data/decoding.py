@@ -37,8 +37,9 @@ HEADER_EXCESS_FRACTION = 0.01
 import av  # noqa: E402,F401  (import order matters, see above)
 from av.video.reformatter import VideoReformatter  # noqa: E402
 
+from vidrec.data import nvdec  # noqa: E402
 from vidrec.data.jpeg import read_rgb  # noqa: E402
-from vidrec.data.video_seek import rgb, seek_frames, sequential_only  # noqa: E402
+from vidrec.data.video_seek import cached_frame_table, rgb, seek_frames, sequential_only  # noqa: E402
 
 try:  # decord is the fast path; it has no wheels for some platforms
     import decord
@@ -226,16 +227,27 @@ def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
     return torch.from_numpy(batch[[pos[i % n] for i in indices]])
 
 
-def _pyav_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
-    """PyAV read: seek to the keyframe before each wanted frame when the file allows exact numbering, else
-    decode sequentially from the start (single-threaded: loader workers already use every core, and
-    FFmpeg's frame threads cost 10-25% more CPU per frame; see docs/performance.md)."""
+def _pyav_read(path: Path, indices: Sequence[int], codec: str | None = None) -> torch.Tensor:
+    """PyAV read: seek to the keyframe before each wanted frame when the file allows exact numbering (its frame
+    table scanned once per process, :func:`~vidrec.data.video_seek.cached_frame_table`), else decode
+    sequentially from the start (single-threaded: loader workers already use every core, and FFmpeg's frame
+    threads cost 10-25% more CPU per frame; see docs/performance.md). ``codec``: decode the seeks with this
+    decoder (``cuvid``: the stream's NVDEC decoder) instead of the stream's own; raises
+    :class:`~vidrec.data.nvdec.Refused` where it cannot."""
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            if not container.streams.video or sequential_only(container, container.streams.video[0]):
+            stream = container.streams.video[0] if container.streams.video else None
+            table = None if stream is None or sequential_only(container, stream) else cached_frame_table(path, container, stream)
+            if table is None:
                 return _pyav_read_sequential(path, indices, container)
-            found = seek_frames(container, container.streams.video[0], indices)
-            claimed = container.streams.video[0].frames
+            if codec is None:
+                found = seek_frames(container, stream, indices, table)
+            else:
+                decoder = nvdec.decoder_for(stream, None if codec == "cuvid" else codec)
+                found = seek_frames(container, stream, indices, table, decoder)
+                if found is None:  # its frames do not follow the numbering: the CPU path reads (and judges) it
+                    raise nvdec.fall_back(f"{decoder.codec} gave frames that do not match {path}'s frame numbering")
+            claimed = stream.frames
     except av.FFmpegError:
         found = None  # the sequential read below reports the error if it is real
     if found is not None:
@@ -276,7 +288,8 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
     """Decode frames ``indices`` of a video file or frame folder as uint8 ``(T, H, W, 3)`` RGB.
 
     ``backend`` is ``auto`` or ``pyav`` (PyAV seeking to keyframes, frames numbered as sequential decoding
-    numbers them), or ``decord`` (decord alone). ``auto`` no longer tries decord first: on
+    numbers them), ``cuvid`` (the same seeks decoded by NVDEC on an NVIDIA GPU, the CPU where it is
+    unavailable: :mod:`vidrec.data.nvdec`), or ``decord`` (decord alone). ``auto`` no longer tries decord first: on
     HMDB51's packed-B-frame AVIs decord returns the wrong frames for random access (off by one, or frame 0
     for frame 20), and it is slower on every file measured (benchmarks/train_clips.py, docs/performance.md).
     """
@@ -301,6 +314,11 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DecodeError(f"{path}: cannot decode (decord: {reason})") from None
     try:
+        if backend == "cuvid":
+            try:
+                return _pyav_read(path, idx, codec="cuvid")
+            except nvdec.Refused:
+                pass  # warned once per process: the CPU decoder reads it
         return _pyav_read(path, idx)
     except DecodeError:
         raise

@@ -23,7 +23,7 @@ from vidrec.errors import ConfigError
 
 SOURCES = ("frames", "video")
 STAGES = ("train", "val", "test")
-DECODERS = ("auto", "pyav", "decord")
+DECODERS = ("auto", "pyav", "cuvid", "decord")
 
 
 # ------------------------------------------------------------------ the schema (configs/dataset/*.yaml)
@@ -123,7 +123,7 @@ class DatasetConfig:
 class DataConfig:
     """Schema of ``data``: how videos are decoded and what an unreadable one costs."""
 
-    decoder: str = "auto"  # auto = pyav (PyAV, keyframe seeking) | decord
+    decoder: str = "auto"  # auto = pyav (PyAV, keyframe seeking) | cuvid (the same on NVDEC, else the CPU) | decord
     strict: bool = False  # true: the first unreadable video stops the run
     max_skip_ratio: float = 0.1  # stop when more than this share of an epoch's videos cannot be decoded
     # a decode that crashes its process or runs longer than decode_timeout_s costs that video only (docs/bad-data.md)

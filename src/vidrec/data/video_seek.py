@@ -6,18 +6,28 @@ decoding), seeks to the keyframe before each wanted frame, and checks every deco
 numbering: frame ``i`` is the frame sequential decoding from the start would give as the ``i``-th. Where
 the packets cannot number the frames exactly (no timestamps; AVI with B-frames, whose "packed" DivX
 bitstreams decode fewer frames than they have packets, in an order their timestamps do not give) it
-returns ``None`` and the caller decodes sequentially.
+returns ``None`` and the caller decodes sequentially. :func:`cached_frame_table` keeps the numbering of
+the last :data:`TABLE_CACHE_SIZE` files per process, so a video is scanned once per loader worker.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
+
+#: Frame tables kept per process (least recently used first out): a table holds ~37 bytes per frame (11 kB for
+#: a 300-frame video, as Python ints in lists), so 1024 tables of 10 s videos are ~11 MB per worker.
+TABLE_CACHE_SIZE = 1024
+_TABLES: OrderedDict[tuple[str, int, int], FrameTable | None] = OrderedDict()
+#: ``decode(container, stream)`` → the stream's frames from the container's current position.
+Decode = Callable[[av.container.InputContainer, av.video.stream.VideoStream], Iterator[av.VideoFrame]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,21 @@ def frame_table(container: av.container.InputContainer, stream: av.video.stream.
     return FrameTable(pts, sorted(position[p] for p in key_pts))
 
 
+def cached_frame_table(path: str | os.PathLike, container: av.container.InputContainer,
+                       stream: av.video.stream.VideoStream) -> FrameTable | None:
+    """:func:`frame_table` of the file at ``path``, from the cache when the file (path, size, mtime) was scanned
+    before in this process; a changed file is scanned again."""
+    stat = os.stat(path)
+    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns)
+    if key in _TABLES:
+        _TABLES.move_to_end(key)
+        return _TABLES[key]
+    table = _TABLES[key] = frame_table(container, stream)
+    if len(_TABLES) > TABLE_CACHE_SIZE:
+        _TABLES.popitem(last=False)
+    return table
+
+
 def upright(image: np.ndarray, rotation: float) -> np.ndarray:
     """``image`` (H, W, C) turned as players show it: ``rotation`` is the display matrix's counter-clockwise angle
     (PyAV's ``frame.rotation``; phone videos: ±90, 180), rounded to a multiple of 90°. Flips are not applied."""
@@ -77,14 +102,21 @@ def rgb(frame: av.VideoFrame, reformatter: VideoReformatter) -> np.ndarray:
     return upright(reformatter.reformat(frame, format="rgb24").to_ndarray(), frame.rotation)
 
 
+def _decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    return container.decode(stream)
+
+
 def seek_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                wanted: Iterable[int]) -> tuple[dict[int, np.ndarray], int] | None:
+                wanted: Iterable[int], table: FrameTable | None = None,
+                decode: Decode = _decode) -> tuple[dict[int, np.ndarray], int] | None:
     """Decode the frames ``wanted`` (indices modulo the frame count) by seeking to keyframes.
 
     Returns ``(frames by index, frame count)``, or ``None`` when the file cannot be read this way exactly
-    (the caller then decodes sequentially). ``container`` must be freshly opened; it is left seeked.
+    (the caller then decodes sequentially). ``container`` must be freshly opened; it is left seeked. ``table``:
+    the stream's :func:`frame_table` when known (else it is scanned); ``decode``: what decodes the packets
+    after each seek (the stream's own codec context by default; :mod:`vidrec.data.nvdec` passes NVDEC's).
     """
-    table = frame_table(container, stream)
+    table = table if table is not None else frame_table(container, stream)
     if table is None:
         return None
     n = len(table.pts)
@@ -103,7 +135,7 @@ def seek_frames(container: av.container.InputContainer, stream: av.video.stream.
             if decoded is not None:
                 decoded.close()
             container.seek(table.pts[key], backward=True, any_frame=False, stream=stream)
-            decoded, expect = container.decode(stream), key
+            decoded, expect = decode(container, stream), key
         for frame in decoded:
             if seeking and frame.pts is not None and frame.pts < table.pts[key]:
                 continue  # leading frames of an open GOP, or an earlier keyframe the demuxer landed on
