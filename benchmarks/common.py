@@ -177,3 +177,13 @@ def data_module(dataset: dict, data: dict | None = None):
     from vidrec.models.registry import KINETICS_MEAN, KINETICS_STD
 
     return VideoDataModule(DataSpec.from_config(dataset, data), KINETICS_MEAN, KINETICS_STD)
+
+
+def options(doc: str, **defaults: int):
+    """A benchmark's command line: ``--<name> N`` for each integer default (``items=128`` → ``--items``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, value in defaults.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value)
+    return parser.parse_args()

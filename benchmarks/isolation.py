@@ -14,7 +14,6 @@ The ratio is isolated ÷ in-process throughput (target ≥ 0.95: at most 5 % slo
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -74,10 +73,7 @@ def compare(candidate, reference, rounds: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args()
+    args = common.options(__doc__, items=128, rounds=9)
     common.header("supervised decoding vs in-process decoding (loader items per CPU second, 1 process)")
     common.one_worker_thread()
     kin = kinetics_like()

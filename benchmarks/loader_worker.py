@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import common
@@ -100,10 +99,7 @@ def worker_cpu(cfg: dict, rounds: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batches", type=int, default=6)
-    args = parser.parse_args()
+    args = common.options(__doc__, rounds=3, batches=6)
     common.header("one loader worker: re-encoded (160) vs source tree end to end (wall); uint8 vs float out (CPU)")
     source, encoded = trees()
     print(f"source: {common.video_info(common.bench_video(gop=250))}")

@@ -167,3 +167,23 @@ def one_error_line(proc) -> str:
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, proc.stderr[-3000:]
     return lines[0]
+
+
+def compose_resolved(overrides, name="train"):
+    """The resolved config train.py (or ``name``) would run with ``overrides``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from vidrec.config import with_default_experiment
+
+    if name == "train":
+        overrides = with_default_experiment(overrides)
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+        with open_dict(cfg), read_write(cfg):
+            cfg.hydra.runtime.output_dir = "/tmp/vidrec-out"
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg), read_write(cfg):
+            del cfg["hydra"]
+        return OmegaConf.to_container(cfg, resolve=True)

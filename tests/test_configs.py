@@ -3,12 +3,8 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict, read_write
 
-from conftest import REPO, run_entry
-from vidrec.config import with_default_experiment
+from conftest import REPO, compose_resolved, run_entry
 
 CONFIGS = REPO / "configs"
 GROUPS = ["model", "dataset", "optimizer", "scheduler", "trainer", "logger", "callbacks", "debug", "experiment",
@@ -17,20 +13,6 @@ GROUPS = ["model", "dataset", "optimizer", "scheduler", "trainer", "logger", "ca
 
 def options(group):
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
-
-
-def compose_resolved(overrides, name="train"):
-    """The resolved config train.py (or ``name``) would run with ``overrides``."""
-    if name == "train":
-        overrides = with_default_experiment(overrides)
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose(name, overrides=overrides, return_hydra_config=True)
-        with open_dict(cfg), read_write(cfg):
-            cfg.hydra.runtime.output_dir = "/tmp/vidrec-out"
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg), read_write(cfg):
-            del cfg["hydra"]
-        return OmegaConf.to_container(cfg, resolve=True)
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])

@@ -125,7 +125,7 @@ def test_ddp_and_resume_agree_with_one_process(runs):
 
 @pytest.mark.parametrize("setting", ["data.strict=true", "data.max_skip_ratio=0.05"])
 def test_strict_and_max_skip_ratio_apply_to_crashes_and_timeouts(copy, tmp_path, setting):
-    from test_reliability_config import one_error_line
+    from conftest import one_error_line
 
     proc = run_entry("train.py", *COMMON, f"dataset.root={copy / 'videos'}", "trainer.max_epochs=1", "test=false",
                      "+trainer.limit_val_batches=0", f"dataset.annotation_path={copy / 'annotation.json'}",
@@ -177,7 +177,7 @@ def test_scan_finds_the_bad_videos_resumes_after_kill_9_and_exclude_leaves_them_
     results = read_json(run / "results.json")
     assert results["excluded_videos"] == 1 and results["skipped_videos"] == 0 and results["num_videos"] == 15
     assert results["coverage"] == {"reference": "annotation", "split": "testing", "listed": 16, "present": 16,
-                                   "fraction": 1.0}
+                                   "fraction": 1.0, "missing": 0, "skipped": 0, "videos_evaluated": 15}
 
 
 def test_official_csv_coverage_per_split_and_class(tmp_path, capsys):
@@ -203,6 +203,15 @@ def test_official_csv_coverage_per_split_and_class(tmp_path, capsys):
     assert "official validation: 3 of 4 videos present (75.0%); 1 of 2 classes below 90% (e.g. b)" in out
     written = read_json(tmp_path / "out" / "coverage.json")["validation"]
     assert written["classes"] == {"a": [2, 2], "b": [1, 2]} and written["classes_below_90"] == ["b"]
+    from types import SimpleNamespace
+
+    from vidrec.data.coverage import for_results
+    from vidrec.data.spec import DataSpec
+
+    spec = DataSpec.from_config({"test": {"subset": "validation"}}, {"coverage": str(tmp_path / "out" / "coverage.json")})
+    dm = SimpleNamespace(test_ids=lambda: ["x"], missing={}, excluded={})
+    assert for_results(spec, dm) == {"reference": str(tmp_path / "out" / "coverage.json"), "split": "validation",
+                                    "listed": 4, "present": 3, "fraction": 0.75, "classes_below_90": 1}
 
 
 def test_frame_extraction_lists_a_crashing_video_as_a_failure(tmp_path):
@@ -220,12 +229,3 @@ def test_frame_extraction_lists_a_crashing_video_as_a_failure(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [Path(r["video"]).stem for r in rows] == [crash] and rows[0]["reason"].startswith("crashed: SIGSEGV")
     assert "extracted 8 videos" in proc.stdout + proc.stderr and not (jpg / "Archery" / crash).exists()
-    from types import SimpleNamespace
-
-    from vidrec.data.coverage import for_results
-    from vidrec.data.spec import DataSpec
-
-    spec = DataSpec.from_config({"test": {"subset": "validation"}}, {"coverage": str(tmp_path / "out" / "coverage.json")})
-    dm = SimpleNamespace(test_ids=lambda: ["x"], missing={}, excluded={})
-    assert for_results(spec, dm) == {"reference": str(tmp_path / "out" / "coverage.json"), "split": "validation",
-                                    "listed": 4, "present": 3, "fraction": 0.75, "classes_below_90": 1}

@@ -561,9 +561,9 @@ def reference_views(frames: np.ndarray, cfg: dict) -> torch.Tensor:
             size = (s, round(w * s / h)) if h <= w else (round(h * s / w), s)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=s < min(h, w))
         h, w = x.shape[-2:]
-        if cfg["num_crops"] == 1:
-            offsets = [((h - c) // 2, (w - c) // 2)]
-        else:
+        if cfg["num_crops"] == 1:  # centre: torchvision's rounding (half to even: 171 → 112 starts at 30)
+            offsets = [(round((h - c) / 2), round((w - c) / 2))]
+        else:  # along the long side: start, centre, end
             offsets = [((h - c) // 2, left) for left in (0, (w - c) // 2, w - c)]
         views += [x[..., top:top + c, left:left + c].transpose(0, 1) for top, left in offsets]
     return torch.stack(views)

@@ -83,11 +83,13 @@ def _remove_empty_run_dir() -> None:
 
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    try:
+        hydra_cfg = HydraConfig.get()
+        out, job = Path(hydra_cfg.runtime.output_dir), hydra_cfg.job.name
+    except Exception:  # no Hydra app is running (a library call of run_entry)
         return
-    out = Path(HydraConfig.get().runtime.output_dir)
     kept = {p.name for p in out.iterdir()} if out.is_dir() else set()
-    if kept and kept <= {".hydra", f"{HydraConfig.get().job.name}.log", "train.log", "eval.log"}:
+    if kept and kept <= {".hydra", f"{job}.log"}:
         logging.shutdown()
         shutil.rmtree(out, ignore_errors=True)
 

@@ -170,9 +170,9 @@ class VideoClassifier(pl.LightningModule):
         """An epoch shorter than ``trainer.log_every_n_steps`` would never log ``train/loss``: log every step then."""
         batches = self.trainer.num_training_batches
         if isinstance(batches, int) and 0 < batches < self.trainer.log_every_n_steps:
-            log.info("logging every %d steps (an epoch has %d; trainer.log_every_n_steps=%d)", batches, batches,
+            log.info("logging every step (an epoch has %d; trainer.log_every_n_steps=%d)", batches,
                      self.trainer.log_every_n_steps)
-            self.trainer.log_every_n_steps = batches
+            self.trainer.log_every_n_steps = 1
 
     def on_train_epoch_start(self) -> None:
         self.skipped["train"], self._seen["train"] = [], 0

@@ -193,6 +193,12 @@ def _check_optional_choice(group: str) -> None:
         raise ConfigError(f"{group}={name}: no such {group} config; available: {', '.join(options)}")
 
 
+def _on_command_line(key: str) -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and any(o.split("=", 1)[0].lstrip("+~") == key for o in HydraConfig.get().overrides.task)
+
+
 def eval_config(ecfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checkpoint's run config with eval.yaml's ``test.*``, ``data.*``, ``dataset``, trainer and paths merged
     in, and the checkpoint itself (read once, here)."""
@@ -211,7 +217,10 @@ def eval_config(ecfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         )
     cfg["dataset"].setdefault("test", {}).update({k: v for k, v in ecfg["test"].items() if v is not None})
     cfg.setdefault("data", {}).update({k: v for k, v in ecfg["data"].items() if v is not None})
-    cfg["trainer"], cfg["paths"], cfg["ckpt_path"] = ecfg["trainer"], ecfg["paths"], ckpt_path
+    trainer = {**ecfg["trainer"]}
+    if not _on_command_line("trainer.precision"):  # the numbers of the run's own test stage
+        trainer["precision"] = (cfg.get("trainer") or {}).get("precision", trainer.get("precision"))
+    cfg["trainer"], cfg["paths"], cfg["ckpt_path"] = trainer, ecfg["paths"], ckpt_path
     cfg["model"]["pretrained"] = None  # the checkpoint holds the weights
     cfg["logger"], cfg["callbacks"] = {}, {}
     return cfg, ckpt

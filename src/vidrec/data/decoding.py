@@ -134,19 +134,31 @@ def _file_key(path: Path) -> tuple[str, int, int] | None:
     return str(path), stat.st_size, stat.st_mtime_ns
 
 
-def _note_count(path: Path, claimed: int, decoded: int) -> None:
-    """Remember a truncated video's real frame count; the first time per file, log one warning."""
+_CLAIMED: dict[tuple[str, int, int], int] = {}  # (path, size, mtime_ns) → frames the header claims
+
+
+def _note_count(path: str | os.PathLike, claimed: int, decoded: int) -> None:
+    """Remember a truncated video's real frame count; the first time per file, log one warning (also for what
+    a decode in the isolated child found, :mod:`vidrec.data.isolation`)."""
+    path = Path(path)
     key = _file_key(path)
     if key is None or not is_truncated(claimed, decoded) or key in _TRUNCATED:
         return
     remember_truncated(path, decoded)
+    _CLAIMED[key] = claimed
     log.warning("%s: the header claims %d frames but only %d decode: the file is truncated; clips are sampled from "
                 "the %d frames that decode. Download the video again (python -m vidrec.data.check --count-frames "
                 "lists such files)", path, claimed, decoded, decoded)
 
 
+def truncation(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(frames the header claims, frames that decode) of a video a read in this process found truncated."""
+    key = _file_key(Path(path))
+    return (_CLAIMED[key], _TRUNCATED[key]) if key in _CLAIMED and key in _TRUNCATED else None
+
+
 def remember_truncated(path: str | os.PathLike, decoded: int) -> None:
-    """Record that only ``decoded`` frames of ``path`` decode (what a read in another process found)."""
+    """Record that only ``decoded`` frames of ``path`` decode."""
     key = _file_key(Path(path))
     if key is not None:
         _TRUNCATED[key] = decoded

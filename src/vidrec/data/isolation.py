@@ -14,6 +14,7 @@ the next call starts a fresh child. Any other exception of the child is re-raise
 from __future__ import annotations
 
 import faulthandler
+import logging
 import math
 import mmap
 import os
@@ -71,6 +72,7 @@ def _serve(conn: Connection, shm: mmap.mmap) -> None:
     _die_with_parent()
     if "torch" in sys.modules:  # one intra-op thread, as in a loader worker
         sys.modules["torch"].set_num_threads(1)
+    logging.getLogger("vidrec.data.decoding").setLevel(logging.ERROR)  # the caller warns (once) for what we find
     while True:
         try:
             fn, args = conn.recv()
@@ -201,11 +203,11 @@ class Supervisor:
 _SUPERVISOR = Supervisor()
 
 
-def _read_array(path: str, indices: list[int], backend: str) -> tuple[np.ndarray, int | None]:
-    """The frames, and the frames that decode when this read found the video truncated (else None)."""
+def _read_array(path: str, indices: list[int], backend: str) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The frames, and (claimed, decoded) frame counts when this read found the video truncated (else None)."""
     from vidrec.data import decoding
 
-    return decoding.read_frames(path, indices, backend=backend).numpy(), decoding.truncated_frame_count(path)
+    return decoding.read_frames(path, indices, backend=backend).numpy(), decoding.truncation(path)
 
 
 def _count(path: str, exact: bool) -> int:
@@ -227,9 +229,9 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
 
     if timeout is None:
         return decoding.read_frames(path, indices, backend=backend)
-    frames, decoded = _SUPERVISOR.call(_read_array, (str(path), _indices(indices), backend), timeout, path)
-    if decoded is not None:  # the child found the video truncated (and warned): sample from what decodes here too
-        decoding.remember_truncated(path, decoded)
+    frames, counts = _SUPERVISOR.call(_read_array, (str(path), _indices(indices), backend), timeout, path)
+    if counts is not None:  # the child found the video truncated: warn here once, sample from what decodes
+        decoding._note_count(path, *counts)
     return torch.from_numpy(frames)
 
 

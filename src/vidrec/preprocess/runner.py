@@ -30,12 +30,12 @@ from vidrec.preprocess.frames import Extracted, Job, Options, extract
 class Report:
     """What a :func:`run_jobs` call did."""
 
-    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+    segment_rules: Counter[str] = field(default_factory=Counter)  # "trimmed: <rule>" → videos extracted so
+    skipped: int = 0  # already done
     extracted: int = 0
     frames: int = 0
     seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    segment_rules: Counter[str] = field(default_factory=Counter)  # "trimmed: <rule>" → videos extracted so
 
     def segment_summary(self) -> str:
         """``segments: N trimmed (kept whole), M untrimmed (cut); rules: ...``, or ``""`` with no segment."""
