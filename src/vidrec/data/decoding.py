@@ -123,7 +123,7 @@ def is_truncated(claimed: int, decoded: int) -> bool:
     return claimed - decoded > max(HEADER_EXCESS_FRAMES, HEADER_EXCESS_FRACTION * claimed)
 
 
-_TRUNCATED: dict[tuple[str, int, int], int] = {}  # (path, size, mtime_ns) → frames that decode
+_TRUNCATED: dict[tuple[str, int, int], tuple[int, int]] = {}  # (path, size, mtime_ns) → (claimed, decoded) frames
 
 
 def _file_key(path: Path) -> tuple[str, int, int] | None:
@@ -134,18 +134,14 @@ def _file_key(path: Path) -> tuple[str, int, int] | None:
     return str(path), stat.st_size, stat.st_mtime_ns
 
 
-_CLAIMED: dict[tuple[str, int, int], int] = {}  # (path, size, mtime_ns) → frames the header claims
-
-
-def _note_count(path: str | os.PathLike, claimed: int, decoded: int) -> None:
+def note_count(path: str | os.PathLike, claimed: int, decoded: int) -> None:
     """Remember a truncated video's real frame count; the first time per file, log one warning (also for what
     a decode in the isolated child found, :mod:`vidrec.data.isolation`)."""
     path = Path(path)
     key = _file_key(path)
     if key is None or not is_truncated(claimed, decoded) or key in _TRUNCATED:
         return
-    remember_truncated(path, decoded)
-    _CLAIMED[key] = claimed
+    _TRUNCATED[key] = (claimed, decoded)
     log.warning("%s: the header claims %d frames but only %d decode: the file is truncated; clips are sampled from "
                 "the %d frames that decode. Download the video again (python -m vidrec.data.check --count-frames "
                 "lists such files)", path, claimed, decoded, decoded)
@@ -154,20 +150,13 @@ def _note_count(path: str | os.PathLike, claimed: int, decoded: int) -> None:
 def truncation(path: str | os.PathLike) -> tuple[int, int] | None:
     """(frames the header claims, frames that decode) of a video a read in this process found truncated."""
     key = _file_key(Path(path))
-    return (_CLAIMED[key], _TRUNCATED[key]) if key in _CLAIMED and key in _TRUNCATED else None
-
-
-def remember_truncated(path: str | os.PathLike, decoded: int) -> None:
-    """Record that only ``decoded`` frames of ``path`` decode."""
-    key = _file_key(Path(path))
-    if key is not None:
-        _TRUNCATED[key] = decoded
+    return _TRUNCATED.get(key) if key is not None else None
 
 
 def truncated_frame_count(path: str | os.PathLike) -> int | None:
     """The frames that decode in ``path`` when a read in this process found it truncated, else ``None``."""
-    key = _file_key(Path(path))
-    return _TRUNCATED.get(key) if key is not None else None
+    counts = truncation(path)
+    return counts[1] if counts else None
 
 
 def stored_frames(path: str | os.PathLike) -> tuple[int, int]:
@@ -232,7 +221,7 @@ def _decord_read(path: Path, indices: Sequence[int]) -> torch.Tensor:
     if n <= 0:
         raise DecodeError(f"{path}: no video frames")
     stat = path.stat()
-    _note_count(path, _header_frames(str(path), stat.st_size, stat.st_mtime_ns), n)
+    note_count(path, _header_frames(str(path), stat.st_size, stat.st_mtime_ns), n)
     unique = sorted({i % n for i in indices})
     batch = reader.get_batch(unique).asnumpy()  # decord 0.6 applies the display rotation itself (tested)
     pos = {i: k for k, i in enumerate(unique)}
@@ -264,7 +253,7 @@ def _pyav_read(path: Path, indices: Sequence[int], codec: str | None = None) -> 
         found = None  # the sequential read below reports the error if it is real
     if found is not None:
         seeked, n = found
-        _note_count(path, claimed, n)
+        note_count(path, claimed, n)
         return _stack(path, [seeked[i % n] for i in indices])
     return _pyav_read_sequential(path, indices)
 
@@ -289,7 +278,7 @@ def _pyav_read_sequential(path: Path, indices: Sequence[int], opened: av.contain
         raise DecodeError(f"{path}: no decodable video frames")
     missing = sorted({i % count for i in wanted if i not in frames} - set(frames))
     if len(frames) < len(wanted):  # the decode ran to the end: ``count`` is the real count
-        _note_count(path, claimed, count)
+        note_count(path, claimed, count)
     if missing:  # the header claimed more frames than decode: loop back on the real count
         extra = _pyav_read_sequential(path, missing)
         frames.update({i: extra[k].numpy() for k, i in enumerate(missing)})
@@ -356,7 +345,7 @@ def count_frames(path: str | os.PathLike, exact: bool = True) -> int:
                 return int(stream.frames)
             stream.thread_type = "AUTO"
             count = sum(1 for _ in container.decode(stream))
-            _note_count(path, stream.frames, count)
+            note_count(path, stream.frames, count)
     except DecodeError:
         raise
     except Exception as exc:

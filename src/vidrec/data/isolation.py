@@ -231,7 +231,7 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
         return decoding.read_frames(path, indices, backend=backend)
     frames, counts = _SUPERVISOR.call(_read_array, (str(path), _indices(indices), backend), timeout, path)
     if counts is not None:  # the child found the video truncated: warn here once, sample from what decodes
-        decoding._note_count(path, *counts)
+        decoding.note_count(path, *counts)
     return torch.from_numpy(frames)
 
 
