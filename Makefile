@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?=
 EXTRAS ?= dev,sweep,slurm
 
-.PHONY: setup train test test-fast test-matrix bench lint models clean
+.PHONY: setup train test test-slow test-matrix bench lint models clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -26,11 +26,13 @@ setup: $(VENV)/.installed
 train: setup
 	$(PY) train.py $(ARGS)
 
+# the suite without the slow tests (multi-process runs, whole default recipes, heavy released layouts)
 test: setup
-	$(PY) -m pytest -q $(ARGS)
-
-test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not network" $(ARGS)
+
+# the slow tests; CI runs them after `make test`
+test-slow: setup
+	$(PY) -m pytest -q -m "slow and not network" $(ARGS)
 
 # The version matrix: the suite above on $(TORCH_VERSION), then in a second venv on the newest torch tested,
 # with torchvision, whose comparison tests must run there (VIDREC_REQUIRE_TORCHVISION=1 turns their skip
@@ -39,7 +41,7 @@ TV_VENV ?= .venv-tv
 TV_PY := $(TV_VENV)/bin/python
 TV_TORCH ?= 2.14.1
 TV_TORCHVISION ?= 0.29.1
-MATRIX_ARGS ?= -x -m "not slow and not network"  # the slow multi-process runs are version-independent and run in make test
+MATRIX_ARGS ?= -x -m "not slow and not network"  # the slow multi-process runs are version-independent: make test-slow
 
 $(TV_VENV)/.installed: pyproject.toml
 	@test -x $(TV_PY) || python3 -m venv $(TV_VENV)

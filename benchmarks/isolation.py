@@ -4,12 +4,13 @@ The same ``VideoDataset`` items (decode + transform, as a loader worker runs the
 with the decode in the supervised child (candidate) and in-process (reference), in alternating rounds. The
 cost is CPU seconds of this process plus its decoder child (``/proc/<pid>/stat``): with a worker per core the
 loader's throughput is CPU-bound, and CPU time does not swing with other processes' load as wall time does
-(wall-time ratios are printed too). Three recipes: the synthetic default's train clips
+(wall-time ratios are printed too). Items are fetched in loader batches (``__getitems__``): the supervised path
+sends a whole batch to the child in one round trip. Three recipes: the synthetic default's train clips
 (64×80 MP4, 8×2 frames: the decode is cheapest, so the fixed cost of the round trip weighs most), Kinetics-like
 train clips (340×256 H.264, 16×4 frames) and Kinetics-like 10-clip test items (160 frames sent back per item).
 The ratio is isolated ÷ in-process throughput (target ≥ 0.95: at most 5 % slower); the last line is the worst.
 
-    python benchmarks/isolation.py [--items 32] [--rounds 5]
+    python benchmarks/isolation.py [--items 128] [--rounds 15]
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ def dataset(cfg: dict, mode: str, isolate: bool):
     return dm.datasets[mode]
 
 
-def reader(ds, items: int):
+def reader(ds, items: int, batch: int):
+    """Fetch ``items`` items in loader batches (``__getitems__``, as a DataLoader worker fetches them)."""
     keys = [(i % len(ds), 1000 + i) for i in range(items)]
 
     def run() -> None:
-        for key in keys:
-            assert ds[key]["ok"]
+        for start in range(0, items, batch):
+            assert all(it["ok"] for it in ds.__getitems__(keys[start:start + batch]))
     return run
 
 
@@ -73,7 +75,7 @@ def compare(candidate, reference, rounds: int) -> dict[str, float]:
 
 
 def main() -> None:
-    args = common.options(__doc__, items=128, rounds=9)
+    args = common.options(__doc__, items=128, rounds=15)
     common.header("supervised decoding vs in-process decoding (loader items per CPU second, 1 process)")
     common.one_worker_thread()
     kin = kinetics_like()
@@ -83,7 +85,9 @@ def main() -> None:
                ("synthetic_default_train", synthetic_default(), "train", args.items)]
     figures, ratios = {}, {}
     for name, cfg, mode, items in recipes:
-        res = compare(reader(dataset(cfg, mode, True), items), reader(dataset(cfg, mode, False), items), args.rounds)
+        batch = cfg["test"].get("batch_size", 1) if mode == "test" else cfg["batch_size"]
+        res = compare(reader(dataset(cfg, mode, True), items, batch), reader(dataset(cfg, mode, False), items, batch),
+                      args.rounds)
         ratios[name] = res["cpu"]
         figures[name] = {"cpu_ratio": res["cpu"], "wall_ratio": res["wall"], "items_per_round": items}
         print(f"{name}: isolated ÷ in-process throughput {res['cpu']:.3f} (CPU time), {res['wall']:.3f} (wall time); "

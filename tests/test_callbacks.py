@@ -85,3 +85,44 @@ def test_every_trainer_has_one_data_wait(callbacks):
     for with_callbacks in (True, False):  # train.py's trainer, eval.py's
         trainer = build_trainer(cfg, with_callbacks=with_callbacks)
         assert sum(isinstance(c, DataWait) for c in trainer.callbacks) == 1
+
+
+class Scripted(Tiny):
+    """Logs the given ``val/top1`` and ``val/loss`` at the end of each epoch's validation."""
+
+    def __init__(self, top1: list[float], loss: list[float]):
+        super().__init__(compute_s=0.0)
+        self.top1, self.loss = top1, loss
+
+    def validation_step(self, batch, batch_idx):
+        e = self.current_epoch
+        self.log_dict({"val/top1": self.top1[e], "val/loss": self.loss[e]}, on_epoch=True)
+
+
+@pytest.mark.parametrize("tie_break,best_epoch", [("val/loss", 3), (None, 1)])
+def test_equal_val_top1_goes_to_the_lower_val_loss_also_after_a_resume(tmp_path, tie_break, best_epoch):
+    """Top-1 reaches 1.0 at epoch 1 and stays there; val loss is lowest at epoch 3. With the tie break the best
+    checkpoint is epoch 3, without it epoch 1 (Lightning's rule: a tie does not replace) — also when the run is
+    cut after epoch 2 and resumed."""
+    from vidrec.callbacks import RunCheckpoint
+
+    top1, loss = [0.5, 1.0, 1.0, 1.0, 1.0], [2.0, 0.8, 0.5, 0.3, 0.4]
+    data = DataLoader(Clips(4, 0.0), batch_size=2)
+
+    def run(epochs: int, ckpt_path: str | None = None) -> RunCheckpoint:
+        best = RunCheckpoint(dirpath=tmp_path / "ckpt", filename="best-epoch{epoch:03d}", monitor="val/top1",
+                             mode="max", save_top_k=1, tie_break=tie_break, auto_insert_metric_name=False)
+        last = RunCheckpoint(dirpath=tmp_path / "ckpt", filename="last", save_top_k=-1, every_n_epochs=1,
+                             auto_insert_metric_name=False, enable_version_counter=False)
+        trainer = pl.Trainer(max_epochs=epochs, callbacks=[best, last], logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, accelerator="cpu")
+        trainer.fit(Scripted(top1, loss), data, data, ckpt_path=ckpt_path)
+        return best
+
+    assert run(5).best_model_path.endswith(f"best-epoch{best_epoch:03d}.ckpt")
+    for f in (tmp_path / "ckpt").iterdir():
+        f.unlink()
+    run(3)  # epochs 0-2, then resumed to 5
+    resumed = run(5, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert resumed.best_model_path.endswith(f"best-epoch{best_epoch:03d}.ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("best-*")) == [f"best-epoch{best_epoch:03d}.ckpt"]

@@ -91,6 +91,32 @@ def test_supervised_read_equals_the_plain_read_and_survives_real_faults(tmp_path
     sup.close()
 
 
+class _Items:
+    """A shared object for :func:`isolation.map_items`: item ``"segv"`` kills the child, ``"hang"`` never returns."""
+
+    def work(self, item: str) -> tuple[str, int]:
+        if item == "segv":
+            _kill_self(signal.SIGSEGV)
+        if item == "hang":
+            time.sleep(3600)
+        return item, os.getpid()
+
+
+def test_a_batch_in_one_round_trip_costs_only_the_crashing_and_the_hanging_item():
+    """``map_items`` runs a batch in one child; an item that crashes it or hangs past the timeout comes back as its
+    error in its place, and the others as if nothing happened (computed again in a fresh child)."""
+    obj = _Items()
+    out = isolation.map_items(obj, "work", ["a", "b", "c"], 10, path=str)
+    assert [o[0] for o in out] == ["a", "b", "c"] and len({o[1] for o in out}) == 1 and out[0][1] != os.getpid()
+    start = time.monotonic()
+    out = isolation.map_items(obj, "work", ["a", "segv", "b", "hang", "c"], 1, path=lambda item: f"{item}.mp4")
+    assert time.monotonic() - start < 1 + isolation.REAP_S + 5
+    assert [o[0] for o in (out[0], out[2], out[4])] == ["a", "b", "c"]
+    assert isinstance(out[1], isolation.DecodeCrash) and "segv.mp4: crashed: SIGSEGV" in str(out[1])
+    assert isinstance(out[3], isolation.DecodeTimeout) and "hang.mp4: timed out after 1 s" in str(out[3])
+    assert isolation.map_items(obj, "work", ["a"], None, path=str) == [("a", os.getpid())]  # None: in this process
+
+
 def _kill_self(sig: int) -> None:
     """Runs in the decoder child: it dies of ``sig``."""
     os.kill(os.getpid(), sig)

@@ -646,3 +646,20 @@ def test_eval_of_deepmind_i3d_on_the_real_clips_writes_a_receipt(tmp_path: Path)
     assert results["protocol"]["clip_selection"] == "whole" and results["protocol"]["crop_size"] == 224
     assert results["published"]["top1"] == 71.1 and results["departures_from_the_authors_protocol"] == []
     assert results["num_videos"] == len(clips) and results["top1"] == 1.0  # both are "juggling soccer ball"
+
+
+def test_random_bytes_are_never_more_than_a_checkpoint_error(tmp_path: Path) -> None:
+    """Whatever opcodes random bytes spell (a 2**63-byte BINBYTES, a bad memo key, ...), the unpickler's
+    failure is one ``CheckpointError`` naming the file."""
+    import random
+
+    from vidrec.models.weights.safe_pickle import load_pickle
+
+    rng = random.Random(0)
+    junk = tmp_path / "junk.bin"
+    for _ in range(3000):
+        junk.write_bytes(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 64))))
+        try:
+            load_pickle(junk)
+        except CheckpointError as err:
+            assert "junk.bin" in str(err)

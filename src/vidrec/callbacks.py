@@ -18,20 +18,48 @@ log = logging.getLogger(__name__)
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that keeps its record (best score, best path) when a run resumes in another directory.
+    """``ModelCheckpoint`` that keeps its record (best score, best path) when a run resumes in another directory,
+    and breaks ties of the monitored metric with a second one (``tie_break``, lower is better; ``save_top_k=1``).
 
     Lightning forgets the best score when ``dirpath`` changed, so a run resumed into a new Hydra run dir would
     call its first new epoch "best" and test that one. Here the old record is kept: the old run's best file
     stays the reference until a new epoch beats it (Lightning never deletes files outside ``dirpath``).
+    Without a tie break, the first epoch to reach a value keeps it: a small validation set that reaches top-1
+    1.0 halfway through training would keep that half-trained epoch as the best.
     """
 
+    def __init__(self, *args: Any, tie_break: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tie_break = tie_break
+        self.best_tie: float | None = None  # the tie-break metric of the best checkpoint
+
+    def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
+        if super().check_monitor_top_k(trainer, current):
+            return True
+        if not self.tie_break or current is None or self.save_top_k != 1 or not self.best_k_models:
+            return False
+        tie = trainer.callback_metrics.get(self.tie_break)
+        better = (tie is not None and self.best_tie is not None and float(tie) < self.best_tie
+                  and bool(current == self.best_k_models[self.kth_best_model_path]))
+        return trainer.strategy.reduce_boolean_decision(better)
+
+    def _update_best_and_save(self, current: torch.Tensor, trainer: pl.Trainer,
+                              monitor_candidates: dict[str, torch.Tensor]) -> None:
+        tie = monitor_candidates.get(self.tie_break) if self.tie_break else None
+        self.best_tie = float(tie) if tie is not None else None
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "best_tie": self.best_tie}
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_tie = state_dict.get("best_tie")
         old = state_dict.get("dirpath")
         if old and self.dirpath and old != self.dirpath:
             log.info("resuming in %s; best checkpoint so far: %s (%s=%s)", self.dirpath,
                      state_dict.get("best_model_path"), self.monitor, state_dict.get("best_model_score"))
             state_dict = {**state_dict, "dirpath": self.dirpath, "last_model_path": ""}
-        super().load_state_dict(state_dict)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "best_tie"})
 
 
 class LastCheckpoint(RunCheckpoint):

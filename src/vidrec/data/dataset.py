@@ -10,9 +10,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from vidrec.data import isolation, sampling
+from vidrec.data import decoding, isolation, sampling
 from vidrec.data.annotations import VideoEntry
-from vidrec.data.decoding import truncated_frame_count
 from vidrec.data.spec import ClipConfig, DataSpec, Location
 from vidrec.data.transforms import ClipTransform
 from vidrec.errors import DecodeError, VidrecError
@@ -72,7 +71,7 @@ class VideoDataset(Dataset):
         entry, path = self.entries[index], self.path(index)
         whole = self.mode == "test" and self.selection == "whole"  # every frame counts: decode them, not the header
         n = entry.n_frames or isolation.count_frames(path, exact=whole, timeout=self.decode_timeout_s)
-        decoded = truncated_frame_count(path)
+        decoded = decoding.truncated_frame_count(path)
         return min(n, decoded) if decoded else n
 
     def indices(self, index: int, generator: torch.Generator, n: int | None = None) -> torch.Tensor:
@@ -91,7 +90,7 @@ class VideoDataset(Dataset):
         state, n = generator.get_state(), self.num_frames(index)
         idx = self.indices(index, generator, n)
         frames = isolation.read_frames(path, idx, backend=self.decoder, timeout=self.decode_timeout_s)
-        decoded = truncated_frame_count(path)
+        decoded = decoding.truncated_frame_count(path)
         if decoded and decoded < n:  # this read found the video truncated: sample again from the frames that decode
             generator.set_state(state)  # the same draws as when the count is known beforehand
             idx = self.indices(index, generator, decoded)
@@ -108,19 +107,56 @@ class VideoDataset(Dataset):
         return torch.cat([self.transform.eval_views(c) for c in clips]), label
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[int | tuple[int, int]]) -> list[dict[str, Any]]:
+        """The items of a loader batch; with supervised decoding, decoded and transformed in the decoder child in
+        one round trip (:func:`vidrec.data.isolation.map_items`), a crash or a hang costing only its video."""
+        if self.decode_timeout_s is None:
+            return [self._item(key) for key in keys]
+        items = isolation.map_items(self, "_child_item", keys, self.decode_timeout_s, lambda k: str(self.path(_index(k))))
+        out = []
+        for key, item in zip(keys, items):
+            if isinstance(item, DecodeError):  # the child crashed or hung on this video
+                out.append(self._skip(_index(key), item))
+                continue
+            counts = item.pop("truncation")
+            if counts:  # the child found the video truncated: warn here once; this process's reads know it now
+                decoding.note_count(self.path(item["index"]), *counts)
+            if item["ok"]:
+                item["video"] = torch.from_numpy(item["video"])
+            out.append(item)
+        return out
+
+    def _child_item(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """:meth:`_item` as the decoder child returns it: the clip as a numpy array, the truncation it found."""
+        item = self._item(key)
+        item["truncation"] = decoding.truncation(self.path(item["index"]))
+        if item["ok"]:
+            item["video"] = item["video"].contiguous().numpy()
+        return item
+
+    def _item(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = key if isinstance(key, tuple) else (key, index_seed(key))
         generator = torch.Generator().manual_seed(seed)
         try:
             video, label = self.load(index, generator)
         except DecodeError as exc:
-            if self.strict:
-                raise DecodeError(f"{exc} (data.strict=true makes an unreadable video fatal)") from None
-            return {"ok": False, "index": index, "video_id": self.entries[index].video_id, "reason": str(exc)}
+            return self._skip(index, exc)
         except VidrecError:
             raise
         except Exception as exc:  # a bug or a library failure: name the video so the worker crash is traceable
             raise VidrecError(f"loading {self.path(index)} failed: {type(exc).__name__}: {exc}") from exc
         return {"ok": True, "video": video, "label": label, "index": index}
+
+    def _skip(self, index: int, exc: DecodeError) -> dict[str, Any]:
+        if self.strict:
+            raise DecodeError(f"{exc} (data.strict=true makes an unreadable video fatal)") from None
+        return {"ok": False, "index": index, "video_id": self.entries[index].video_id, "reason": str(exc)}
+
+
+def _index(key: int | tuple[int, int]) -> int:
+    return key[0] if isinstance(key, tuple) else key
 
 
 def index_seed(index: int) -> int:

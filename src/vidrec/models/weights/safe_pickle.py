@@ -52,5 +52,6 @@ def load_pickle(path: str | Path) -> Any:
             return _RestrictedUnpickler(f, path).load()
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, KeyError,
+            IndexError, OverflowError, MemoryError, RecursionError, UnicodeDecodeError) as err:  # junk bytes
         raise CheckpointError(f"{path}: not a readable pickle checkpoint ({err})") from err
