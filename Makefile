@@ -26,9 +26,11 @@ setup: $(VENV)/.installed
 train: setup
 	$(PY) train.py $(ARGS)
 
-# the suite without the slow tests (multi-process runs, whole default recipes, heavy released layouts)
+# the suite without the slow tests (multi-process runs, whole default recipes, heavy released layouts), on
+# every core (pytest-xdist; one file per worker at a time, so module fixtures are built once)
+PARALLEL ?= -n $(shell nproc 2>/dev/null || echo 2) --dist loadfile
 test: setup
-	$(PY) -m pytest -q -m "not slow and not network" $(ARGS)
+	$(PY) -m pytest -q $(PARALLEL) -m "not slow and not network" $(ARGS)
 
 # the slow tests; CI runs them after `make test`
 test-slow: setup
@@ -41,7 +43,7 @@ TV_VENV ?= .venv-tv
 TV_PY := $(TV_VENV)/bin/python
 TV_TORCH ?= 2.14.1
 TV_TORCHVISION ?= 0.29.1
-MATRIX_ARGS ?= -x -m "not slow and not network"  # the slow multi-process runs are version-independent: make test-slow
+MATRIX_ARGS ?= -x $(PARALLEL) -m "not slow and not network"  # the slow multi-process runs are version-independent: make test-slow
 
 $(TV_VENV)/.installed: pyproject.toml
 	@test -x $(TV_PY) || python3 -m venv $(TV_VENV)

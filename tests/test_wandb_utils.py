@@ -70,8 +70,11 @@ def test_confusion_matrix_and_model_table_are_files_of_the_run(wandb_run):
 def test_no_network_means_offline(monkeypatch):
     import socket
 
+    from hydra.core.hydra_config import HydraConfig
+
     from vidrec import wandb_utils
 
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # outside a Hydra job (another test may have set one)
     with socket.socket() as s:  # a local port nobody listens on: the connection is refused at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
