@@ -122,6 +122,7 @@ def _kill_self(sig: int) -> None:
     os.kill(os.getpid(), sig)
 
 
+@pytest.mark.slow  # multi-process runs: make test-slow
 def test_runs_finish_and_list_both_videos_with_their_reasons(runs):
     rows = skipped_rows(runs["one"])
     assert {(stage, vid) for stage, vid, _ in rows} == {("train", SEGV), ("train", HANG), ("test", SEGV_TEST)}
@@ -138,6 +139,7 @@ def test_runs_finish_and_list_both_videos_with_their_reasons(runs):
     assert "Unexpected segmentation fault" not in out  # the decoder child does not run the worker's handlers
 
 
+@pytest.mark.slow  # multi-process runs: make test-slow
 def test_ddp_and_resume_agree_with_one_process(runs):
     one = skipped_rows(runs["one"])
     assert skipped_rows(runs["two"]) == one  # both ranks' records, once each, in index order
@@ -170,6 +172,7 @@ def check(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **FAULTS, **(env or {})}, **kw)
 
 
+@pytest.mark.slow  # multi-process runs: make test-slow
 def test_scan_finds_the_bad_videos_resumes_after_kill_9_and_exclude_leaves_them_out(copy, tmp_path):
     scanned = Path(shutil.copytree(copy, tmp_path / "synthetic"))
     truncated = scanned / "videos" / "move_down" / "move_down_val_000.mp4"

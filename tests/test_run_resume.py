@@ -69,6 +69,7 @@ def _assert_same_tree(a, b, path="checkpoint"):
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
+@pytest.mark.slow  # runs cut and resumed: make test-slow
 def test_the_cut_run_stopped_after_two_epochs(runs):
     state = runs["cut_state"]
     assert state["epoch"] == 1 and state["global_step"] == 2 * STEPS_PER_EPOCH
@@ -77,6 +78,7 @@ def test_the_cut_run_stopped_after_two_epochs(runs):
 
 
 @pytest.mark.parametrize("resumed", ["cut", "moved"])
+@pytest.mark.slow  # runs cut and resumed: make test-slow
 def test_run_resumed_checkpoint_equals_the_unbroken_one(runs, resumed):
     full, other = _ckpt(runs["full"]), _ckpt(runs[resumed])
     assert (full["epoch"], full["global_step"]) == (other["epoch"], other["global_step"]) == (3, 4 * STEPS_PER_EPOCH)
@@ -90,6 +92,7 @@ def test_run_resumed_checkpoint_equals_the_unbroken_one(runs, resumed):
 
 
 @pytest.mark.parametrize("resumed", ["cut", "moved"])
+@pytest.mark.slow  # runs cut and resumed: make test-slow
 def test_run_resumed_metrics_and_predictions_equal_the_unbroken_ones(runs, resumed):
     full, other = read_json(runs["full"] / "metrics.json"), read_json(runs[resumed] / "metrics.json")
     for key in ("val/top1", "val/top5", "val/loss", "train/loss", "train/top1", "test/top1", "test/top5",
@@ -98,6 +101,7 @@ def test_run_resumed_metrics_and_predictions_equal_the_unbroken_ones(runs, resum
     assert (runs["full"] / "predictions.csv").read_text() == (runs[resumed] / "predictions.csv").read_text()
 
 
+@pytest.mark.slow  # runs cut and resumed: make test-slow
 def test_run_resume_in_place_keeps_one_set_of_checkpoints(runs):
     names = sorted(p.name for p in (runs["cut"] / "checkpoints").glob("*.ckpt"))
     assert names[-5:] == ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt", "epoch003.ckpt", "last.ckpt"]
@@ -105,6 +109,7 @@ def test_run_resume_in_place_keeps_one_set_of_checkpoints(runs):
     assert len([n for n in names if n.startswith("best-")]) == 1
 
 
+@pytest.mark.slow  # runs cut and resumed: make test-slow
 def test_run_resume_into_a_new_run_dir_tests_the_overall_best(runs):
     """The best checkpoint may be one written before the cut, in the old run dir: the test must use it."""
     full, moved = read_json(runs["full"] / "results.json"), read_json(runs["moved"] / "results.json")
@@ -112,6 +117,7 @@ def test_run_resume_into_a_new_run_dir_tests_the_overall_best(runs):
     assert full["top1"] == moved["top1"]
 
 
+@pytest.mark.slow  # runs cut and resumed: make test-slow
 def test_weights_export_loads_back_with_load_pretrained(runs, tmp_path):
     best = next((runs["full"] / "checkpoints").glob("best-*.ckpt"))
     out = tmp_path / "shared" / "tiny.pt"
@@ -149,6 +155,7 @@ def test_ckpt_path_auto_resumes_only_when_there_is_a_last_checkpoint(tmp_path):
     assert resolve_resume_path(str(tmp_path), "/elsewhere") == str(tmp_path / "checkpoints" / "last.ckpt")  # a run dir
 
 
+@pytest.mark.slow  # runs cut and resumed: make test-slow
 def test_resumed_run_keeps_its_whole_csv_log_and_draws_the_curves(runs):
     """Resumed into the same run dir, csv/metrics.csv holds the epochs before and after the cut (Lightning's own
     CSV logger would have deleted them); every step's train/loss is there although an epoch has fewer steps than
