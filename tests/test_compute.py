@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from conftest import TINY, read_json, run_entry
+from conftest import TINY, read_json, run_entry, val_curve
 from vidrec.compute import apply_scaling, resolve_compute, scaled_lr, trainer_config
 from vidrec.errors import ConfigError
 from vidrec.precision import conv3d_bf16_grads_finite, cpu_bf16_flags, resolve_precision
@@ -127,4 +127,4 @@ def test_default_recipe_reaches_95_percent_with_auto_precision(tmp_path, data_di
     line = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if "compute:" in ln)
     expected = "precision bf16-mixed (auto: " if cpu_bf16_flags() else "precision 32-true (auto: "
     assert expected in line and ("channels_last_3d on" in line) == ("bf16" in expected)
-    assert read_json(tmp_path / "metrics.json")["test/top1"] >= 0.95
+    assert read_json(tmp_path / "metrics.json")["test/top1"] >= 0.95, val_curve(tmp_path)

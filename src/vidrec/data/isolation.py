@@ -49,8 +49,7 @@ REAP_S = 5.0  # how long a killed child may take to be reaped before it is aband
 PROGRESS = struct.Struct("qd")  # at the start of the shared mapping: (item in progress, its start, CLOCK_MONOTONIC)
 RESULTS_AT = 64  # results are placed after it
 
-_IN_CHILD = False  # true in a decoder child: the functions here run their work in-process there
-_CHILD_SHM: mmap.mmap | None = None
+_CHILD_SHM: mmap.mmap | None = None  # set in a decoder child, where the functions here run their work in-process
 _SHARED: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()  # serial → object; children inherit it
 _SERIALS: dict[int, int] = {}  # id(object) → its serial in _SHARED
 _NEXT_SERIAL = itertools.count(1)
@@ -89,8 +88,8 @@ def _serve(conn: Connection, shm: mmap.mmap) -> None:
         signal.signal(sig, signal.SIG_DFL)  # not a DataLoader worker's handlers ("segmentation fault in worker")
     faulthandler.disable()  # an inherited handler would dump the parent's stack as if the parent had crashed
     _die_with_parent()
-    global _IN_CHILD, _CHILD_SHM
-    _IN_CHILD, _CHILD_SHM = True, shm
+    global _CHILD_SHM
+    _CHILD_SHM = shm
     if "torch" in sys.modules:  # one intra-op thread, as in a loader worker
         sys.modules["torch"].set_num_threads(1)
     logging.getLogger("vidrec.data.decoding").setLevel(logging.ERROR)  # the caller warns (once) for what we find
@@ -278,8 +277,7 @@ def _map_shared(serial: int, method: str, items: list[Any]) -> list[Any]:
     """In the child: ``obj.method(item)`` for each item of the inherited object, noting each item's start."""
     fn, out = getattr(_SHARED[serial], method), []
     for i, item in enumerate(items):
-        if _CHILD_SHM is not None:
-            PROGRESS.pack_into(_CHILD_SHM, 0, i, time.monotonic())
+        PROGRESS.pack_into(_CHILD_SHM, 0, i, time.monotonic())
         out.append(fn(item))
     return out
 
@@ -293,7 +291,7 @@ def map_items(obj: Any, method: str, items: Sequence[Any], timeout: float | None
     :class:`DecodeCrash` or :class:`DecodeTimeout` (named by ``path(item)``) in its place; the other items are
     computed (again) in a fresh child. ``timeout=None``: in this process."""
     items = list(items)
-    if timeout is None or _IN_CHILD or not items:
+    if timeout is None or _CHILD_SHM is not None or not items:
         return [getattr(obj, method)(item) for item in items]
     serial = _share(obj)
     try:
@@ -315,7 +313,7 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
 
     from vidrec.data import decoding
 
-    if timeout is None or _IN_CHILD:
+    if timeout is None or _CHILD_SHM is not None:
         return decoding.read_frames(path, indices, backend=backend)
     frames, counts = _SUPERVISOR.call(_read_array, (str(path), _indices(indices), backend), timeout, path)
     if counts is not None:  # the child found the video truncated: warn here once, sample from what decodes
@@ -325,14 +323,14 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | torch.Tensor, 
 
 def count_frames(path: str | os.PathLike, exact: bool = True, timeout: float | None = 60.0) -> int:
     """:func:`vidrec.data.decoding.count_frames` in the supervised child (``timeout=None``: in this process)."""
-    if timeout is None or _IN_CHILD:
+    if timeout is None or _CHILD_SHM is not None:
         return _count(str(path), exact)
     return int(_SUPERVISOR.call(_count, (str(path), exact), timeout, path))
 
 
 def call(fn: Callable[..., Any], *args: Any, timeout: float | None, path: str | os.PathLike) -> Any:
     """Any picklable ``fn(*args)`` under the same supervision (preprocessing, the scan)."""
-    if timeout is None or _IN_CHILD:
+    if timeout is None or _CHILD_SHM is not None:
         return fn(*args)
     return _SUPERVISOR.call(fn, args, timeout, path)
 

@@ -129,7 +129,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 16, code
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            # no macroblock tree: with it, x264's AVX-512 code gave different frames from run to run (Xeon with
+            # AMX, PyAV 18.1), and the embedded dataset must be the same files wherever it is generated
+            stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
         elif codec == "mpeg4":
             stream.options = {"qscale": "3"}
         else:  # libvpx / libvpx-vp9 refuse to open without a rate target
