@@ -21,9 +21,9 @@ BENCHMARKS = {
     "frame_folder": [],
     "train_step": [],
     "dataloader": [],
-    "model_speed": ["--models", "r2plus1d_18"],  # the headline model; alone, the script runs four
-    "reencode": ["--clips", "12"],
-    "isolation": ["--items", "64"],  # half the items of a lone run, the same 15 rounds
+    "model_speed": ["--models", "r2plus1d_18", "--modes", "fp32,bf16,bf16+cl3d"],  # the headline; alone: 4 models, 5 modes
+    "reencode": ["--clips", "8"],
+    "isolation": ["--rounds", "11"],  # alone: 15 rounds
     "loader_worker": [],
 }
 
