@@ -3,7 +3,8 @@
     python benchmarks/run_all.py [--only train_clips,test_views]
 
 Each benchmark runs with its quick defaults or the quicker arguments below (under 10 minutes in all on 2
-cores); run one alone for more rounds or the full model table. Exit status 1 when a benchmark crashed (a missed target is a figure, not a failure).
+cores); run one alone for more rounds or the full model table. Exit status 1 when a benchmark crashed (a
+missed target is a figure, not a failure).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ BENCHMARKS = {
     "frame_folder": [],
     "train_step": [],
     "dataloader": [],
-    "model_speed": ["--models", "r2plus1d_18", "--modes", "fp32,bf16,bf16+cl3d"],  # the headline; alone: 4 models, 5 modes
+    # the headline model and modes; alone, the script runs 4 models in 5 modes
+    "model_speed": ["--models", "r2plus1d_18", "--modes", "fp32,bf16,bf16+cl3d"],
     "reencode": ["--clips", "8"],
     "isolation": ["--rounds", "11"],  # alone: 15 rounds
     "loader_worker": [],
