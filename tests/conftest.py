@@ -77,11 +77,10 @@ def read_json(path: Path) -> dict:
 
 def val_curve(run_dir: Path) -> str:
     """The per-epoch val top-1 of a run (its CSV log), for a failed accuracy assertion to show how it trained."""
-    import csv
+    from vidrec.loggers import read_metrics
 
-    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val/top1")]
-    return "val top-1 by epoch: " + " ".join(f"{float(r['val/top1']):.2f}" for r in rows)
+    rows = [r for r in read_metrics(run_dir / "csv" / "metrics.csv") if "val/top1" in r]
+    return "val top-1 by epoch: " + " ".join(f"{r['val/top1']:.2f}" for r in rows)
 
 
 def moving_bar_frames(n: int = 20, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
