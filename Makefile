@@ -49,7 +49,7 @@ $(TV_VENV)/.installed: pyproject.toml
 	@test -x $(TV_PY) || python3 -m venv $(TV_VENV)
 	$(TV_PY) -m pip install -q --upgrade pip
 	$(TV_PY) -m pip install -q "torch==$(TV_TORCH)" "torchvision==$(TV_TORCHVISION)"
-	$(TV_PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(TV_PY) -m pip install -q -e ".[$(EXTRAS),reference]"
 	@touch $@
 
 test-matrix: $(TV_VENV)/.installed

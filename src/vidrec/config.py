@@ -23,6 +23,7 @@ class ModuleConfig:
     _target_: str = "vidrec.module.VideoClassifier"
     net: Any = None  # the network: vidrec.models.build_model(name, num_classes, dropout, ...)
     depth: Any = None  # the depth net.name is built from (an int, or tiny); recorded, not used by the module
+    variant: Any = None  # the variant net.name is built from (x3d: xs | s | m | l ...); recorded, not used
     pretrained: str | None = None  # a released checkpoint or exported weights to start from
     freeze: str = "none"  # none | bn | backbone | until_layer1..4
     head_lr_mult: float = 1.0  # learning-rate multiplier of the classifier
@@ -89,14 +90,17 @@ def model_overrides(net_name: str, configs: str | os.PathLike | None = None) -> 
     for path in sorted((config_dir(configs) / "model").glob("*.yaml")):
         text = path.read_text()
         name = re.search(r"^  name: (\S+)$", text, re.M)
-        default = re.search(r"^depth: (\S+)$", text, re.M)
         if not name:
             continue
-        pattern = re.escape(name[1]).replace(re.escape("${model.depth}"), r"(?P<depth>[0-9]+|tiny)") + "$"
+        pattern = (re.escape(name[1]).replace(re.escape("${model.depth}"), r"(?P<depth>[0-9]+|tiny)")
+                   .replace(re.escape("${model.variant}"), r"(?P<variant>[0-9a-z_]+)") + "$")
         match = re.match(pattern, net_name)
         if match:
-            depth = match.groupdict().get("depth")
-            extra = f" model.depth={depth}" if depth and (not default or default[1] != depth) else ""
+            extra = ""
+            for key, value in match.groupdict().items():
+                default = re.search(rf"^{key}: (\S+)$", text, re.M)
+                if value and (not default or default[1] != value):
+                    extra += f" model.{key}={value}"
             return f"model={path.stem}{extra}"
     return "model=<group>"
 

@@ -64,6 +64,7 @@ class VideoClassifier(pl.LightningModule):
         channels_last: bool = False,
         compile: Any = False,
         depth: Any = None,
+        variant: Any = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         views_per_batch: int = 30,

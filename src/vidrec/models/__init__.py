@@ -6,7 +6,21 @@
 from __future__ import annotations
 
 # Importing the family modules registers their models.
-from vidrec.models import i3d, inception_i3d, resnet3d, video_resnet  # noqa: F401
+from vidrec.models import (  # noqa: F401
+    csn,
+    i3d,
+    inception_i3d,
+    mvit,
+    resnet3d,
+    s3d,
+    slowfast,
+    swin3d,
+    timesformer,
+    tsm,
+    video_resnet,
+    videomae,
+    x3d,
+)
 from vidrec.models.registry import ModelInfo, build_model, list_models, model_info, register_model
 from vidrec.models.weights import LoadReport, load_pretrained
 

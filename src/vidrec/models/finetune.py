@@ -44,10 +44,17 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     return model
 
 
-def stage_of(name: str) -> int:
-    """Stage index of a parameter or module name: 0 stem, 1-4 layer1-4, 5 head."""
+def stage_of(name: str, model: nn.Module | None = None) -> int:
+    """Stage index of a parameter or module name: 0 stem, 1-4 layer1-4, 5 head.
+
+    A network whose parts are not named ``layer1..4`` says itself: its method ``stage_of(name) -> 0..4`` (the
+    head is always ``fc``, stage 5).
+    """
     if name == "fc" or name.startswith("fc."):
         return HEAD_STAGE
+    own = getattr(model, "stage_of", None)
+    if own is not None:
+        return int(own(name))
     match = _LAYER.match(name)
     if match:
         return int(match[1])
@@ -74,11 +81,11 @@ def freeze(model: nn.Module, mode: str = "none") -> nn.Module:
     else:
         last = {"none": -1, "bn": -1, "backbone": HEAD_STAGE - 1}[mode]
     for name, param in model.named_parameters():
-        param.requires_grad_(stage_of(name) > last)
+        param.requires_grad_(stage_of(name, model) > last)
     for name, module in model.named_modules():
         if not isinstance(module, _BatchNorm):
             continue
-        frozen = mode == "bn" or stage_of(name) <= last
+        frozen = mode == "bn" or stage_of(name, model) <= last
         if not hasattr(module, "vidrec_frozen"):
             module.register_forward_pre_hook(_frozen_bn_pre_hook)
         module.vidrec_frozen = frozen

@@ -85,3 +85,50 @@ def init_resnet_weights(model: nn.Module, zero_init_residual: bool = False) -> N
             last_bn = getattr(m, "bn3", None)
             if isinstance(m, Bottleneck) and last_bn is not None:
                 nn.init.zeros_(last_bn.weight)
+
+
+# ------------------------------------------------------------------ transformer parts
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (Huang et al., 2016): drop whole residual branches per sample, scale the rest by 1/keep."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    """:func:`drop_path` as a module (no parameters, so state dicts are unchanged)."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        super().__init__()
+        self.rate = float(rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.rate, self.training)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+class Mlp(nn.Module):
+    """The transformer MLP ``fc1 -> GELU -> dropout -> fc2 -> dropout`` (keys ``fc1.*``, ``fc2.*``)."""
+
+    def __init__(self, dim: int, hidden: int, out: int | None = None, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, out or dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+def stochastic_depth_rates(rate: float, depth: int) -> list[float]:
+    """Drop-path rate of each of ``depth`` blocks, rising linearly from 0 to ``rate`` (every author's rule)."""
+    if depth == 1:
+        return [0.0]
+    return [rate * i / (depth - 1) for i in range(depth)]

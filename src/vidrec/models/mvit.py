@@ -1,0 +1,1 @@
+"""mvit networks (registered with vidrec.models.registry)."""

@@ -1,0 +1,1 @@
+"""s3d networks (registered with vidrec.models.registry)."""

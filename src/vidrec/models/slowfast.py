@@ -1,0 +1,1 @@
+"""slowfast networks (registered with vidrec.models.registry)."""

@@ -1,0 +1,1 @@
+"""swin3d networks (registered with vidrec.models.registry)."""

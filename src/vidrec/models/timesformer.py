@@ -1,0 +1,1 @@
+"""timesformer networks (registered with vidrec.models.registry)."""

@@ -1,0 +1,1 @@
+"""tsm networks (registered with vidrec.models.registry)."""

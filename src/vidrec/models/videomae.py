@@ -1,0 +1,1 @@
+"""videomae networks (registered with vidrec.models.registry)."""

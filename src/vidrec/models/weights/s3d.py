@@ -1,0 +1,1 @@
+"""Released s3d weights: converters of each release layout and the registry entries (filled in by its family)."""

@@ -1,0 +1,1 @@
+"""x3d networks (registered with vidrec.models.registry)."""
