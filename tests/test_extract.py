@@ -132,11 +132,32 @@ def test_a_dataset_subset_and_bad_keys(trained, data_dir, tmp_path):
                      *[o for o in TINY if o.startswith("dataset.synthetic")], f"ckpt_path={run}", f"hydra.run.dir={out}")
     index = json.loads((out / "index.json").read_text())
     assert len(index["videos"]) == 2 * len(CLASSES) and "16 of 16 videos" in proc.stdout  # per_class_test=2
-    bad = run_entry("extract.py", f"videos={tmp_path}", f"ckpt_path={run}", "features.layer=layer9",
+    bad = run_entry("extract.py", f"videos={data_dir}", f"ckpt_path={run}", "features.layer=layer9",
                     f"hydra.run.dir={tmp_path / 'bad'}", check=False)
     assert "features.layer=layer9" in one_error_line(bad)
     none = run_entry("extract.py", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'none'}", check=False)
     assert "give videos=" in one_error_line(none)
+
+
+def test_a_class_per_folder_tree_is_walked(trained, data_dir, tmp_path):
+    """``videos=`` a dataset's ``<class>/<clip>.mp4`` tree (and ``<class>/<clip>/image_*.jpg`` frame folders) extracts
+    every video, named ``<class>/<clip>``; a tree without videos stops with a non-zero exit and the advice."""
+    run, _ = trained
+    spec = OmegaConf.load(run / ".hydra" / "config.yaml").dataset.synthetic
+    tree = ensure_synthetic(data_dir, SyntheticSpec(**spec)) / "videos"
+    expected = sorted(f"{p.parent.name}/{p.stem}" for p in tree.glob("*/*.mp4"))
+    out = tmp_path / "tree"
+    proc = run_entry("extract.py", f"videos={tree}", f"ckpt_path={run}", f"hydra.run.dir={out}", "progress=false")
+    index = json.loads((out / "index.json").read_text())
+    assert [r["video_id"] for r in index["videos"]] == expected
+    assert f"{len(expected)} of {len(expected)} videos" in proc.stdout
+    assert (out / f"{expected[0].replace('/', '__')}.npy").is_file()
+    empty = tmp_path / "empty" / "some_class"
+    empty.mkdir(parents=True)
+    (empty / "notes.txt").write_text("no videos here")
+    none = run_entry("extract.py", f"videos={empty.parent}", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'e'}",
+                     check=False)
+    assert none.returncode != 0 and "no video files" in one_error_line(none) and "below it" in one_error_line(none)
 
 
 def test_rank_share_gives_each_video_to_one_rank():

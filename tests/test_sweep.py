@@ -1,15 +1,20 @@
 """Sweeps: a 2-job multirun and a 2-trial Optuna search on the synthetic data end with a summary of every job;
-the SLURM launcher config composes with the DDP layout derived from the trainer config."""
+the documented sweep commands start as typed (no ``hydra.sweep.dir``: Hydra's default sweep dir under the folder the
+command runs in); the SLURM launcher config composes with the DDP layout derived from the trainer config."""
 
 import csv
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, read_json, run_entry
 from vidrec.sweep import collect_jobs, summary_table
@@ -23,20 +28,68 @@ def _summary_rows(sweep_dir):
         return list(csv.DictReader(f))
 
 
+def only_sweep_dir(root: Path) -> Path:
+    """The one sweep dir Hydra made under ``root`` (``logs/train/multiruns/<time>``)."""
+    found = sorted((root / "logs" / "train" / "multiruns").glob("*"))
+    assert len(found) == 1, found
+    return found[0]
+
+
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory, data_dir):
-    sweep = tmp_path_factory.mktemp("multirun")
-    proc = run_entry("train.py", "-m", *SWEEP, f"paths.data_dir={data_dir}", f"hydra.sweep.dir={sweep}",
-                     "optimizer.lr=0.01,0.001", env=ONE_THREAD)
-    return sweep, proc
+    root = tmp_path_factory.mktemp("multirun")
+    proc = run_entry("train.py", "-m", *SWEEP, f"paths.data_dir={data_dir}", "optimizer.lr=0.01,0.001", cwd=root,
+                     env=ONE_THREAD)
+    return only_sweep_dir(root), proc
 
 
 @pytest.fixture(scope="module")
 def optuna_sweep(tmp_path_factory, data_dir):
-    sweep = tmp_path_factory.mktemp("optuna")
+    root = tmp_path_factory.mktemp("optuna")
     proc = run_entry("train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=2", *SWEEP, f"paths.data_dir={data_dir}",
-                     f"hydra.sweep.dir={sweep}", env=ONE_THREAD)
-    return sweep, proc
+                     cwd=root, env=ONE_THREAD)
+    return only_sweep_dir(root), proc
+
+
+def start_as_typed(command: str, root: Path, first_job_started, timeout: float = 240.0) -> str:
+    """Run a documented command exactly as typed (``python train.py ...``) in an empty folder until
+    ``first_job_started(root)`` holds, then stop it; returns its stderr. A start-up failure fails the test."""
+    args = command.split()
+    assert args[:2] == ["python", "train.py"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args[2:]], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not first_job_started(root):
+            time.sleep(1)
+        started = first_job_started(root)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert started, f"{command} did not start its first job:\n{err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    return err
+
+
+def first_job_training(root: Path) -> bool:
+    """The sweep's job 0 has logged its first training step."""
+    logs = list((root / "logs" / "train" / "multiruns").glob("*/0/csv/metrics.csv"))
+    return bool(logs) and "train/loss" in logs[0].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["python train.py -m optimizer.lr=0.1,0.01 model.depth=18,34",
+                                     "python train.py hparams_search=optuna hydra.sweeper.n_trials=30"])
+def test_documented_sweep_commands_start_as_typed(command, tmp_path):
+    """docs/training.md's sweeps, typed as documented: the first job trains the network the command asks for
+    (the tests above run whole sweeps with tiny overrides)."""
+    start_as_typed(command, tmp_path, first_job_training)
+    sweep = only_sweep_dir(tmp_path)
+    cfg = OmegaConf.load(sweep / "0" / ".hydra" / "config.yaml")
+    if "model.depth" in command:
+        assert cfg.model.net.name == "r2plus1d_18" and cfg.optimizer.lr == 0.1
+    else:
+        assert 1e-4 <= cfg.optimizer.lr <= 1e-1
 
 
 def test_multirun_jobs_have_their_own_dirs(multirun):

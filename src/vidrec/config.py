@@ -36,11 +36,17 @@ _registered = False
 
 
 def register_configs() -> None:
-    """Register every schema once (the entry points and the data check call it before composing)."""
+    """Register every schema once (the entry points and the data check call it before composing), and the
+    ``vidrec.cwd`` resolver: the directory a command was started from, which ``paths.root_dir`` defaults to.
+    (Hydra's own ``${hydra:runtime.cwd}`` cannot serve: a multirun resolves ``hydra.sweep.dir`` before Hydra's
+    config exists.)"""
     global _registered
     if _registered:
         return
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("vidrec.cwd", os.getcwd, replace=True)
 
     store = ConfigStore.instance()
     store.store(group="dataset", name="schema", node=DatasetConfig)

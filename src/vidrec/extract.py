@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from vidrec.data.annotations import load_annotation
-from vidrec.data.layout import VIDEO_EXTENSIONS
+from vidrec.data.layout import FRAME_TEMPLATE, N_FRAMES_FILE, VIDEO_EXTENSIONS
 from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError, DecodeError
 from vidrec.evaluation import write_skipped
@@ -35,15 +35,34 @@ class Video:
     path: Path
 
 
+def is_frame_folder(path: Path) -> bool:
+    """A folder of extracted frames: it holds ``image_00001.jpg`` (or an ``n_frames`` file)."""
+    return (path / FRAME_TEMPLATE.format(1)).is_file() or (path / N_FRAMES_FILE).is_file()
+
+
 def folder_videos(folder: str | Path) -> list[Video]:
-    """The video files and frame folders directly inside ``folder``, by name."""
+    """The video files and frame folders under ``folder``, walked to any depth (a class-per-folder tree such as
+    ``<class>/<clip>.mp4`` or ``<class>/<clip>/image_00001.jpg`` included); ids are paths relative to ``folder``
+    without the extension (``<class>/<clip>``), in name order."""
     root = Path(folder)
     if not root.is_dir():
         raise ConfigError(f"videos={root}: no such folder; give a folder of video files or frame folders")
-    found = [Video(p.stem if p.is_file() else p.name, p) for p in sorted(root.iterdir())
-             if (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or p.is_dir()]
+    found: list[Video] = []
+
+    def walk(directory: Path) -> None:
+        for path in sorted(directory.iterdir()):
+            if path.is_dir():
+                if is_frame_folder(path):
+                    found.append(Video(path.relative_to(root).as_posix(), path))
+                else:
+                    walk(path)
+            elif path.suffix.lower() in VIDEO_EXTENSIONS:
+                found.append(Video(path.relative_to(root).with_suffix("").as_posix(), path))
+
+    walk(root)
     if not found:
-        raise ConfigError(f"videos={root}: no video files ({', '.join(VIDEO_EXTENSIONS)}) or frame folders in it")
+        raise ConfigError(f"videos={root}: no video files ({', '.join(VIDEO_EXTENSIONS)}) or frame folders (with "
+                          f"{FRAME_TEMPLATE.format(1)}) in it or below it")
     return found
 
 
@@ -59,7 +78,7 @@ def dataset_videos(dataset: Any) -> tuple[list[Video], list[str]]:
 
 def file_stem(video_id: str) -> str:
     """A video id as a file name (ids with folders, e.g. ``class/clip``, keep one file level)."""
-    return video_id.replace(os.sep, "__")
+    return video_id.replace("/", "__").replace(os.sep, "__")
 
 
 def _read_records(out: Path) -> dict[str, dict[str, Any]]:

@@ -28,20 +28,24 @@ from vidrec.models import load_pretrained
 from vidrec.models.finetune import backbone_parameters, get_head, head_parameters
 from vidrec.models.finetune import freeze as freeze_layers
 from vidrec.models.speed import apply_speed_options
-from vidrec.scoring import dedupe_videos, top_k, video_metrics, video_scores
+from vidrec.scoring import MeanClassAccuracy, dedupe_videos, top_k, video_metrics, video_scores
 
 log = logging.getLogger(__name__)
 
 
 def accuracy_metrics(num_classes: int, prefix: str) -> MetricCollection:
-    """top-1, top-5 (or top-C for fewer classes) and mean class accuracy."""
+    """top-1, top-5 (or top-C for fewer classes) and mean class accuracy over the classes with samples (the
+    video-level definition, :func:`vidrec.scoring.video_metrics`). Compute groups are off: torchmetrics would
+    otherwise merge metrics whose states happen to be equal after the first batch (top-5 with top-1 when that
+    batch has no top-5 hit) and report one for the other."""
     return MetricCollection(
         {
             "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
             "top5": MulticlassAccuracy(num_classes, top_k=top_k(num_classes), average="micro"),
-            "mean_class_acc": MulticlassAccuracy(num_classes, top_k=1, average="macro"),
+            "mean_class_acc": MeanClassAccuracy(num_classes),
         },
         prefix=prefix,
+        compute_groups=False,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchmetrics import Metric
 
 #: The k of top-k accuracy and of the predictions listed per video (fewer when a dataset has fewer classes).
 TOP_K = 5
@@ -65,3 +66,26 @@ def video_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -
     hit5 = (top == labels[:, None]).any(dim=1)
     per_class = torch.stack([hit1[labels == c].float().mean() for c in labels.unique()])
     return {"top1": float(hit1.float().mean()), "top5": float(hit5.float().mean()), "mean_class_acc": float(per_class.mean())}
+
+
+class MeanClassAccuracy(Metric):
+    """Clip-level mean class accuracy with the definition of :func:`video_metrics`: top-1 accuracy of each class
+    that has samples, averaged over those classes (a class that only appears among the predictions does not
+    count). Per-class hits and counts are summed across ranks."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.add_state("hits", torch.zeros(num_classes, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("counts", torch.zeros(num_classes, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        hit = (logits.argmax(dim=1) == labels).long()
+        self.hits += torch.bincount(labels, weights=hit, minlength=self.num_classes).long()
+        self.counts += torch.bincount(labels, minlength=self.num_classes)
+
+    def compute(self) -> torch.Tensor:
+        present = self.counts > 0
+        return (self.hits[present].double() / self.counts[present]).mean().float()
