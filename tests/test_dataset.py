@@ -127,3 +127,47 @@ def test_the_synthetic_dataset_is_the_same_files_on_every_generation(tmp_path):
     files = sorted(p.relative_to(a) for p in a.rglob("*.mp4"))
     assert len(files) == 8 * 4
     assert [f for f in files if (a / f).read_bytes() != (b / f).read_bytes()] == []
+
+
+@pytest.mark.parametrize("size,repeats,replicas", [(11, 3, 1), (11, 3, 4), (10, 2, 4), (7, 2, 3), (5, 4, 8)])
+def test_repeated_augmentation_sampler_is_exact(size, repeats, replicas):
+    """Each index ``repeats`` times per epoch, over 1 rank and over N ranks; the padding is the head of the
+    epoch's repeated list (as for repeats=1); every copy carries its own item seed."""
+    from collections import Counter
+
+    from vidrec.data.sharding import item_seed
+
+    for epoch in (0, 3):
+        ranks = []
+        for rank in range(replicas):
+            s = ShardedSampler(size, shuffle=True, seed=7, num_replicas=replicas, rank=rank, repeats=repeats)
+            s.set_epoch(epoch)
+            ranks.append(list(s))
+            assert len(ranks[-1]) == len(s) == -(-size * repeats // replicas)  # the same length on every rank
+        pairs = [p for part in ranks for p in part]
+        full = ShardedSampler(size, True, seed=7, repeats=repeats)
+        full.set_epoch(epoch)
+        head = [i for i, _ in full][: len(pairs) - size * repeats]  # the padding: the list's own head
+        assert Counter(i for i, _ in pairs) == Counter(list(range(size)) * repeats + head)
+        assert Counter(i for i, _ in full) == Counter(list(range(size)) * repeats)  # 1 rank: no padding
+        # the copies of an index differ in seed; a padded repeat carries its original's seed
+        seeds = {(i, seed) for i, seed in pairs}
+        assert len(seeds) == size * repeats
+        assert {seed for i, seed in seeds if i == 0} == {item_seed(7, epoch, r * size) for r in range(repeats)}
+        if repeats <= replicas:  # consecutive copies: the copies of a video go to different ranks (padding aside)
+            for rank, part in enumerate(ranks):
+                unpadded = [i for j, (i, _) in enumerate(part) if rank + j * replicas < size * repeats]
+                assert len(set(unpadded)) == len(unpadded)
+
+
+def test_repeats_one_is_the_plain_sampler():
+    from vidrec.data.sharding import item_seed
+
+    s = ShardedSampler(9, shuffle=True, seed=3, num_replicas=2, rank=1)
+    s.set_epoch(2)
+    gen = torch.Generator().manual_seed(item_seed(3, 2, -1))
+    order = torch.randperm(9, generator=gen).tolist()
+    order += order[:1]  # padded to 10 with the head
+    assert list(s) == [(i, item_seed(3, 2, i)) for i in order[1::2]]
+    with pytest.raises(ValueError, match="repeats"):
+        ShardedSampler(9, True, repeats=0)

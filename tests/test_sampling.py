@@ -6,6 +6,8 @@ import torch
 import vidrec.data.sampling as S
 from vidrec.errors import ConfigError
 
+torch.set_num_threads(1)
+
 
 @pytest.mark.parametrize("frames,rate,span", [(16, 4, 61), (32, 2, 63), (8, 1, 8), (1, 5, 1)])
 def test_span(frames, rate, span):
@@ -90,5 +92,90 @@ def test_whole_video_and_the_selection_table():
     assert S.whole_video_indices(7, 2).tolist() == [[0, 2, 4, 6]]
     assert torch.equal(S.test_clips(50, 4, 2, "uniform", 3), S.test_clip_indices(50, 4, 2, 3))
     assert S.test_clips(40, 16, 1, "stride").shape == (3, 16)  # default stride: the span
-    with pytest.raises(ConfigError, match="clip_selection=dense"):
-        S.test_clips(40, 16, 1, "dense")
+    with pytest.raises(ConfigError, match="clip_selection=random"):
+        S.test_clips(40, 16, 1, "random")
+
+
+# ------------------------------------------------------------------ TSN / TSM segments
+# Tables written from the authors' formulas (temporal-shift-module ops/dataset.py, 1-based there: minus 1 here):
+# test  int(tick / 2 + tick * k), tick = n / N;  twice  also int(tick * k);  dense  starts
+# np.linspace(0, max(1, 1 + n - 64) - 1, 10, dtype=int), frames (start + k * (64 // N)) % n.
+@pytest.mark.parametrize("n,segments,centre,starts", [
+    (300, 8, [18, 56, 93, 131, 168, 206, 243, 281], [0, 37, 75, 112, 150, 187, 225, 262]),
+    (100, 3, [16, 50, 83], [0, 33, 66]),
+    (37, 5, [3, 11, 18, 25, 33], [0, 7, 14, 22, 29]),
+    (10, 8, [0, 1, 3, 4, 5, 6, 8, 9], [0, 1, 2, 3, 5, 6, 7, 8]),
+    (8, 8, [0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 5, 6, 7]),
+    (3, 8, [0, 0, 0, 1, 1, 2, 2, 2], [0, 0, 0, 1, 1, 1, 2, 2]),  # shorter than N: the test formula still applies
+    (1, 8, [0] * 8, [0] * 8),
+])
+def test_segment_test_table(n, segments, centre, starts):
+    idx = S.segment_indices(n, segments, train=False)
+    assert idx.dtype == torch.int64 and idx.tolist() == centre
+    assert S.segment_test_clips(n, segments).tolist() == [centre]
+    assert S.segment_test_clips(n, segments, twice=True).tolist() == [centre, starts]  # centres first, as the authors
+    assert torch.equal(S.test_clips(n, segments, 5, "segments", 2), S.segment_test_clips(n, segments, twice=True))
+
+
+def tsm_test_indices(n, segments, twice=False):
+    """temporal-shift-module ops/dataset.py _get_test_indices (new_length 1), transcribed, made 0-based."""
+    tick = (n - 1 + 1) / float(segments)
+    offsets = [int(tick / 2.0 + tick * x) for x in range(segments)]
+    if twice:
+        offsets += [int(tick * x) for x in range(segments)]
+    return offsets
+
+
+@pytest.mark.parametrize("segments", [1, 3, 8, 16])
+def test_segment_test_matches_the_transcription(segments):
+    for n in range(1, 400):
+        assert S.segment_test_clips(n, segments, twice=True).flatten().tolist() == tsm_test_indices(n, segments, True)
+
+
+@pytest.mark.parametrize("n,segments", [(100, 8), (300, 16), (17, 4), (9, 8)])
+def test_segment_train_draws_one_frame_per_segment(n, segments):
+    gen = torch.Generator().manual_seed(0)
+    length = n // segments
+    draws = torch.stack([S.segment_indices(n, segments, True, gen) for _ in range(600)])
+    assert draws.dtype == torch.int64 and draws.shape == (600, segments)
+    low = torch.arange(segments) * length
+    assert ((draws >= low) & (draws < low + length)).all()  # inside segment k: [k·(n//N), (k+1)·(n//N))
+    for k in range(segments):  # every frame of each segment is drawn
+        assert set(draws[:, k].tolist()) == set(range(k * length, (k + 1) * length))
+
+
+def test_segment_train_short_videos_and_seeding():
+    assert S.segment_indices(5, 8, True).tolist() == [0] * 8  # n < N: the authors' zeros (dataset.py:125-126)
+    assert S.segment_indices(8, 8, True).tolist() == list(range(8))  # n == N: one frame per segment
+    a = S.segment_indices(1000, 8, True, torch.Generator().manual_seed(4))
+    b = S.segment_indices(1000, 8, True, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="segments"):
+        S.segment_indices(10, 0, True)
+
+
+@pytest.mark.parametrize("n,segments,rate,clips", [
+    (300, 8, 8, [[s + 8 * k for k in range(8)] for s in (0, 26, 52, 78, 104, 131, 157, 183, 209, 236)]),
+    (100, 8, 8, [[s + 8 * k for k in range(8)] for s in range(0, 40, 4)]),
+    (64, 8, 8, [[8 * k for k in range(8)]] * 10),                 # sample_pos 1: every clip starts at 0
+    (30, 8, 8, [[0, 8, 16, 24, 2, 10, 18, 26]] * 10),             # looped modulo n
+    (300, 16, 4, [[s + 4 * k for k in range(16)] for s in (0, 26, 52, 78, 104, 131, 157, 183, 209, 236)]),
+])
+def test_dense_test_table(n, segments, rate, clips):
+    assert S.dense_test_clips(n, segments, 10, sample_range=64).tolist() == clips
+    assert S.test_clips(n, segments, rate, "dense", 10).tolist() == clips  # sample_range = frames · rate = 64
+
+
+def test_dense_train_start_range():
+    gen = torch.Generator().manual_seed(0)
+    starts = {int(S.dense_indices(70, 8, gen)[0]) for _ in range(400)}
+    assert starts == set(range(6))  # sample_pos 7, randint(0, 6): the last position (6) is never drawn
+    clip = S.dense_indices(70, 8, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.diff(clip), torch.full((7,), 8))
+    assert S.dense_indices(40, 8).tolist() == [0, 8, 16, 24, 32, 0, 8, 16]  # short: start 0, looped
+
+
+def test_segment_selections_are_listed():
+    assert {"segments", "dense"} <= set(S.CLIP_SELECTIONS)
+    with pytest.raises(ConfigError, match="num_clips 1 .* or 2"):
+        S.test_clips(100, 8, 1, "segments", 3)

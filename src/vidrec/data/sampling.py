@@ -9,7 +9,15 @@ by one of :data:`CLIP_SELECTIONS` (``dataset.test.clip_selection``):
 - ``stride``: a clip every ``clip_stride`` frames from frame 0 while the start is inside the video, the last
   one looped within its own window (3D-ResNets-PyTorch 2018 ``datasets/kinetics.py`` ``make_dataset`` with
   ``n_samples_for_each_video=0``, then ``LoopPadding``): every non-overlapping clip when the stride is the span;
-- ``whole``: the whole video as one clip (every ``sample_rate``-th frame; DeepMind I3D feeds the video whole).
+- ``whole``: the whole video as one clip (every ``sample_rate``-th frame; DeepMind I3D feeds the video whole);
+- ``segments``: TSN/TSM segment sampling, ``clip.frames`` = the number of segments N, ``sample_rate`` unused:
+  ``num_clips`` 1 = the centre frame of each of N equal segments, 2 = those plus the first frame of each segment
+  (TSM's ``twice_sample``) — :func:`segment_test_clips`;
+- ``dense``: TSM's I3D-style "dense" test: ``num_clips`` (the authors: 10) clips of N frames ``sample_rate`` apart,
+  starts spread over ``[0, n - N·rate]`` — :func:`dense_test_clips` with ``sample_range = N · sample_rate``
+  (the authors' 64 with stride 64 // N: ``clip.frames=8 clip.sample_rate=8`` or ``16`` and ``4``).
+
+Segment sampling for training is :func:`segment_indices` (``train=True``) or :func:`dense_indices`.
 """
 
 from __future__ import annotations
@@ -78,7 +86,7 @@ def test_clip_indices(num_frames: int, clip_frames: int, sample_rate: int, num_c
     return torch.stack([clip_from_start(s, num_frames, clip_frames, sample_rate) for s in starts])
 
 
-CLIP_SELECTIONS = ("uniform", "offset", "stride", "whole")
+CLIP_SELECTIONS = ("uniform", "offset", "stride", "whole", "segments", "dense")
 
 
 def strided_clip_indices(num_frames: int, clip_frames: int, sample_rate: int, stride: int) -> torch.Tensor:
@@ -122,12 +130,111 @@ def test_clips(num_frames: int, clip_frames: int, sample_rate: int, selection: s
         return strided_clip_indices(num_frames, clip_frames, sample_rate, clip_stride or clip_frames * sample_rate)
     if selection == "whole":
         return whole_video_indices(num_frames, sample_rate)
+    if selection == "segments":
+        if num_clips not in (1, 2):
+            raise ConfigError(f"test.clip_selection=segments takes test.num_clips 1 (centre) or 2 (TSM's twice "
+                              f"sample), got {num_clips}")
+        return segment_test_clips(num_frames, clip_frames, twice=num_clips == 2)
+    if selection == "dense":
+        return dense_test_clips(num_frames, clip_frames, num_clips, sample_range=clip_frames * sample_rate)
     raise ConfigError(f"test.clip_selection={selection}: use one of {', '.join(CLIP_SELECTIONS)}")
 
 
 def val_clip_indices(num_frames: int, clip_frames: int, sample_rate: int) -> torch.Tensor:
     """The clip-level validation clip: the centre clip, int64 ``[clip_frames]``."""
     return test_clip_indices(num_frames, clip_frames, sample_rate, 1)[0]
+
+
+# ------------------------------------------------------------------ segments (TSN / TSM)
+# The authors' code: mit-han-lab/temporal-shift-module ops/dataset.py@d6da93d (TSM) and open-mmlab/mmaction2
+# mmaction/datasets/transforms/loading.py@96d20d38 (``SampleFrames(clip_len=1, num_clips=N)``, ``DenseSampleFrames``).
+# TSM returns ``offsets + 1`` (dataset.py:117, 127, 142, 152, 159, 163) because its frame files are numbered from 1
+# (``img_%05d.jpg``, tools/vid2img_kinetics.py:37; ``get`` reads file ``p = offset + 1``, dataset.py:199-209):
+# the 0-based frame index is the offset itself, which is what these functions return. mmaction2 is 0-based already
+# (``start_index`` 0 for videos). RGB frames have ``new_length`` 1 (one frame per segment) throughout.
+
+
+def _check_segments(num_frames: int, num_segments: int) -> None:
+    _check_length(num_frames)
+    if num_segments <= 0:
+        raise ConfigError(f"the number of segments (clip.frames) must be positive, got {num_segments}")
+
+
+def segment_indices(num_frames: int, num_segments: int, train: bool,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """One frame from each of ``num_segments`` equal segments, 0-based int64 ``[num_segments]`` (TSN/TSM).
+
+    Train (TSM ``_sample_indices``, dataset.py:119-127; mmaction2 ``_get_train_clips``, loading.py:257-262): segment
+    length ``n // N``, a uniformly random frame inside each segment; a video shorter than N frames gives all zeros
+    (dataset.py:125-126; mmaction2 spreads ``round(k·n/N)`` instead, loading.py:267-269). TSM's "sorted random frames"
+    branch (dataset.py:123-124) needs ``n // N == 0`` with ``n > N``, which happens only for ``new_length > 1``
+    (flow stacks), so it never runs for RGB; a video of exactly N frames takes the first branch (frames 0..N-1).
+    Test (TSM ``_get_test_indices``, dataset.py:160-163; mmaction2 ``_get_test_clips`` with ``clip_len == 1``,
+    loading.py:289-293 then ``astype(int32)`` at :394): ``int(tick / 2 + tick · k)`` with ``tick = n / N``, the
+    centre of each segment, for every n ≥ 1 (TSM's ``_get_val_indices``, used for validation during training, gives
+    zeros when ``n <= N``, dataset.py:137-141; the test path has no such fallback and never leaves the video).
+    """
+    _check_segments(num_frames, num_segments)
+    if not train:
+        tick = num_frames / float(num_segments)
+        return torch.tensor([int(tick / 2.0 + tick * k) for k in range(num_segments)], dtype=torch.int64)
+    length = num_frames // num_segments
+    if length == 0:
+        return torch.zeros(num_segments, dtype=torch.int64)
+    jitter = torch.randint(0, length, (num_segments,), generator=generator)
+    return torch.arange(num_segments, dtype=torch.int64) * length + jitter
+
+
+def segment_test_clips(num_frames: int, num_segments: int, twice: bool = False) -> torch.Tensor:
+    """The test samplings of a video, int64 ``[1 or 2, num_segments]``: the segment centres, and with ``twice``
+    also the segment starts ``int(tick · k)`` (TSM's ``twice_sample``, dataset.py:153-159, tested with
+    ``--twice_sample``, test_models.py:224-225; mmaction2 ``twice_sample``, loading.py:294-295: centres first)."""
+    centre = segment_indices(num_frames, num_segments, train=False)
+    if not twice:
+        return centre[None]
+    tick = num_frames / float(num_segments)
+    starts = torch.tensor([int(tick * k) for k in range(num_segments)], dtype=torch.int64)
+    return torch.stack([centre, starts])
+
+
+def _dense_geometry(num_frames: int, num_segments: int, sample_range: int) -> tuple[int, int]:
+    _check_segments(num_frames, num_segments)
+    if sample_range < num_segments:
+        raise ConfigError(f"dense sampling needs sample_range ({sample_range}) >= the number of segments "
+                          f"({num_segments})")
+    return max(1, 1 + num_frames - sample_range), sample_range // num_segments
+
+
+def dense_indices(num_frames: int, num_segments: int, generator: torch.Generator | None = None,
+                  sample_range: int = 64) -> torch.Tensor:
+    """TSM's "dense" (I3D-style) training clip, int64 ``[num_segments]``: ``N`` frames ``sample_range // N`` apart
+    from a random start, looped modulo n (dataset.py:112-117; mmaction2 ``DenseSampleFrames``, loading.py:628-634).
+    The start is drawn as the authors draw it, ``randint(0, sample_pos - 1)`` with an exclusive upper bound
+    (``sample_pos = max(1, 1 + n - sample_range)``), so the last start position is never drawn."""
+    sample_pos, stride = _dense_geometry(num_frames, num_segments, sample_range)
+    start = 0 if sample_pos == 1 else int(torch.randint(0, sample_pos - 1, (1,), generator=generator))
+    return (torch.arange(num_segments, dtype=torch.int64) * stride + start) % num_frames
+
+
+def _linspace_floor(stop: int, num: int) -> list[int]:
+    """``np.linspace(0, stop, num, dtype=int)`` as numpy computes it: ``floor(i · (stop / (num - 1)))`` in float64,
+    the last value ``stop`` exactly."""
+    if num == 1:
+        return [0]
+    step = stop / (num - 1)
+    return [math.floor(i * step) for i in range(num - 1)] + [stop]
+
+
+def dense_test_clips(num_frames: int, num_segments: int, num_clips: int = 10, sample_range: int = 64) -> torch.Tensor:
+    """TSM's dense test: ``num_clips`` clips whose starts are ``np.linspace(0, sample_pos - 1, num_clips,
+    dtype=int)``, each of N frames ``sample_range // N`` apart, looped modulo n; int64 ``[num_clips, N]``
+    (dataset.py:145-152 with 10 clips, test_models.py:221-222; mmaction2 ``DenseSampleFrames`` test mode,
+    ``num_sample_positions=10``, loading.py:650-659)."""
+    if num_clips <= 0:
+        raise ConfigError(f"test.num_clips must be positive, got {num_clips}")
+    sample_pos, stride = _dense_geometry(num_frames, num_segments, sample_range)
+    starts = torch.tensor(_linspace_floor(sample_pos - 1, num_clips), dtype=torch.int64)
+    return (starts[:, None] + torch.arange(num_segments, dtype=torch.int64) * stride) % num_frames
 
 
 # These are protocol functions, not pytest tests, even though their names start with "test_".
