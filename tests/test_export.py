@@ -24,12 +24,14 @@ from vidrec.models import build_model, list_models
 SHAPE = (3, 4, 32, 32)  # small views keep the test fast; every registry model accepts them but the 32×2 I3Ds,
 SHAPE_32X2 = (3, 8, 32, 32)  # whose temporal stride of 8 needs 8 frames
 #: Models above ~45 M parameters: their part of the round trip is `slow` (it still runs in CI).
-HEAVY = {"i3d_nl_r101", "i3d_r101", "i3d_nl_r101_8x8", "i3d_r101_8x8", "i3d_nl_r101_32x2", "i3d_r101_32x2", "r2plus1d_34", "resnet3d_34", "resnet3d_50", "resnet3d_101", "resnet3d_152",
+HEAVY = {"slowfast_r101_8x8", "mvit_v2_b", "swin3d_s", "swin3d_b", "videomae_vit_b", "videomae_vit_l", "videomae_vit_h",
+         "timesformer_b", "ir_csn_152", "ip_csn_152", "i3d_nl_r101", "i3d_r101", "i3d_nl_r101_8x8", "i3d_r101_8x8", "i3d_nl_r101_32x2", "i3d_r101_32x2", "r2plus1d_34", "resnet3d_34", "resnet3d_50", "resnet3d_101", "resnet3d_152",
          "resnet3d_200", "resnext3d_101"}
 
 
 def shape_of(name: str) -> tuple[int, int, int, int]:
-    return SHAPE_32X2 if name.endswith("_32x2") else SHAPE
+    """8 frames for the networks with a total temporal stride of 8 (or SlowFast 4×16's α of 8)."""
+    return SHAPE_32X2 if name.endswith(("_32x2", "_4x16")) or name == "s3d" else SHAPE
 
 
 def calibrated(name: str) -> nn.Module:

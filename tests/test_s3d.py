@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from test_models_weights import randomize_bn
 from torch import nn
 
 from conftest import import_torchvision
+from test_models_weights import randomize_bn
 from vidrec.models import build_model, load_pretrained
 from vidrec.models.complexity import count_params
 from vidrec.models.finetune import freeze

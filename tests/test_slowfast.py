@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_models_weights import BlobWriter, randomize_bn, save_caffe2_pickle
 from torch import nn
 
 from conftest import import_torchvision
+from test_models_weights import BlobWriter, randomize_bn, save_caffe2_pickle
 from vidrec.models import build_model, load_pretrained
 from vidrec.models.finetune import freeze, stage_of
 from vidrec.models.slowfast import fully_conv_scores

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_models_weights import randomize_bn
 from torch import nn
 
 from conftest import import_torchvision
+from test_models_weights import randomize_bn
 from vidrec.errors import CheckpointError
 from vidrec.models import build_model, load_pretrained
 from vidrec.models.complexity import count_params
@@ -306,8 +306,6 @@ def test_tsm_state_dict_round_trip(tmp_path: Path) -> None:
         assert torch.equal(source("tsm_r50")(CLIP), target(CLIP))
 
 
-@pytest.mark.xfail(strict=True, reason="a tsn_r50 state dict has torchvision's ResNet keys and is detected "
-                   "as imagenet_2d (head dropped) until inflate_2d.detect requires a 1000-class fc")
 def test_tsn_state_dict_round_trip_keeps_its_head(tmp_path: Path) -> None:
     torch.save(source("tsn_r50").state_dict(), tmp_path / "tsn.pt")
     target = fresh("tsn_r50", seed=2)

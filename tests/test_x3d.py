@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_models_weights import randomize_bn
 from torch import nn
 
 from conftest import compose_resolved, import_torchvision
+from test_models_weights import randomize_bn
 from vidrec.errors import CheckpointError
 from vidrec.models import build_model, load_pretrained, model_info
 from vidrec.models.weights.entries import entries_for, get_weights, list_weights

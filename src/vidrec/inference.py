@@ -28,7 +28,7 @@ from vidrec.errors import CheckpointError, ConfigError, DecodeError
 from vidrec.models import load_pretrained, model_info
 from vidrec.models.finetune import get_head
 from vidrec.models.weights.entries import CLASS_LISTS, get_weights
-from vidrec.protocol import apply_protocol
+from vidrec.protocol import apply_protocol, command_line_overrides, with_weights_arch
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,8 @@ def _from_model_group(model_cfg: dict[str, Any] | None, labels: list[str] | None
     if not model_cfg:
         raise ConfigError("give ckpt_path=<checkpoint> or model=<config group> (e.g. model=r2plus1d model.depth=18 "
                           "model.pretrained=<file>)")
-    net = hydra.utils.instantiate(model_cfg["net"])
+    net = hydra.utils.instantiate(with_weights_arch(model_cfg["net"], model_cfg.get("pretrained"),
+                                                    command_line_overrides()))
     name = model_cfg["net"]["name"]
     num_classes = int(model_cfg["net"]["num_classes"])
     if model_cfg.get("pretrained"):

@@ -21,6 +21,7 @@ DATASET_KEYS = {
     "std": "std",
     "frames": "clip.frames",
     "sample_rate": "clip.sample_rate",
+    "clip_sampling": "clip.sampling",
     "crop_size": "test.crop_size",
     "clip_selection": "test.clip_selection",
     "num_clips": "test.num_clips",
@@ -29,7 +30,7 @@ DATASET_KEYS = {
     "fully_conv": "test.fully_conv",
 }
 ALL_KEYS = (*DATASET_KEYS, "test_resize")
-FINE_TUNING_KEYS = ("mean", "std", "frames", "sample_rate")
+FINE_TUNING_KEYS = ("mean", "std", "frames", "sample_rate", "clip_sampling")
 
 
 def given_keys(overrides: Iterable[str]) -> set[str]:
@@ -43,6 +44,15 @@ def given_keys(overrides: Iterable[str]) -> set[str]:
         elif key.startswith(("test.", "clip.")):
             keys.add(key)
     return keys
+
+
+def command_line_overrides() -> set[str]:
+    """The keys the running Hydra app's command line sets, as typed (``model.net.dropout``); empty outside one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
 
 
 def command_line_keys() -> set[str]:
@@ -94,3 +104,24 @@ def apply_protocol(dataset: Mapping[str, Any], pretrained_cfg: Mapping[str, Any]
         log.warning("%s: %s departs from the authors' protocol; the result is not comparable with their figure",
                     name, departure)
     return out, departures
+
+
+def with_weights_arch(net_cfg: Mapping[str, Any], pretrained: str | None, given: Iterable[str] = ()) -> dict[str, Any]:
+    """``net_cfg`` (a ``model.net`` node) with the architecture arguments the registry entry of the file
+    ``pretrained`` needs (``WeightsEntry.arch``: mmaction2's SlowFast laterals, kenshohara's shortcut B, ...);
+    ``model.net.<key>`` given on the command line (``given``) wins, with a warning."""
+    from vidrec.models.weights import arch_for_file
+
+    out = dict(net_cfg)
+    if not pretrained:
+        return out
+    arch = arch_for_file(str(out["name"]), pretrained)
+    for key, value in arch.items():
+        if f"net.{key}" in given or f"model.net.{key}" in given:
+            if out.get(key) != value:
+                log.warning("%s needs model.net.%s=%s; the command line's %s is kept", pretrained, key, value, out.get(key))
+            continue
+        out[key] = list(value) if isinstance(value, tuple) else value
+    if arch:
+        log.info("%s: building %s with %s (its registry entry)", pretrained, out["name"], arch)
+    return out

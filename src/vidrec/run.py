@@ -35,7 +35,13 @@ from vidrec.loggers import curves_of, plot_curves
 from vidrec.models import load_pretrained, model_info
 from vidrec.models.complexity import count_params, gmacs
 from vidrec.module import VideoClassifier
-from vidrec.protocol import FINE_TUNING_KEYS, apply_protocol, command_line_keys
+from vidrec.protocol import (
+    FINE_TUNING_KEYS,
+    apply_protocol,
+    command_line_keys,
+    command_line_overrides,
+    with_weights_arch,
+)
 
 log = logging.getLogger("vidrec")
 TEST_METRICS = ("top1", "top5", "mean_class_acc")
@@ -58,6 +64,7 @@ def build_module(cfg: dict[str, Any], spec: DataSpec) -> VideoClassifier:
     scheduler partials, the test chunk size and the skip policy from the other groups."""
     model = dict(cfg["model"])
     target = hydra.utils.get_class(model.pop("_target_"))
+    model["net"] = cfg["model"]["net"] = with_weights_arch(model["net"], model.get("pretrained"), command_line_overrides())
     net = hydra.utils.instantiate(model.pop("net"))
     scheduler = cfg.get("scheduler") or {}
     return target(
@@ -270,6 +277,7 @@ def evaluate_released(ecfg: dict[str, Any]) -> dict[str, Any]:
     cfg = {**{k: ecfg[k] for k in ("seed", "trainer", "paths")}, "dataset": dataset,
            "data": {k: v for k, v in ecfg["data"].items() if v is not None},
            "model": {**model_cfg, "pretrained": None}, "logger": {}, "callbacks": {}}
+    cfg["model"]["net"] = with_weights_arch(cfg["model"]["net"], pretrained, command_line_overrides())
     out = Path(cfg["paths"]["output_dir"])
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
     module = build_module(cfg, DataSpec.from_config(cfg["dataset"], cfg["data"]))

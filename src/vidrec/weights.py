@@ -45,8 +45,9 @@ def expected_hash(entry: WeightsEntry) -> str | None:
 
 def _protocol(e: WeightsEntry) -> str:
     resize = f"{e.test_resize[0]}×{e.test_resize[1]}" if isinstance(e.test_resize, tuple) else f"short side {e.test_resize}"
-    clips = {"uniform": f"{e.num_clips} clips", "offset": f"{e.num_clips} clips", "whole": "whole video",
-             "stride": f"every {e.clip_stride} frames"}[e.clip_selection]
+    clips = {"uniform": f"{e.num_clips} clips", "offset": f"{e.num_clips} clips (offset)", "whole": "whole video",
+             "stride": f"every {e.clip_stride} frames", "dense": f"{e.num_clips} dense clips",
+             "segments": f"{e.num_clips} segment sampling{'s' * (e.num_clips > 1)} of {e.frames}"}[e.clip_selection]
     head = ", fully conv" if e.head == "fully_conv" else ""
     return f"{e.frames}×{e.sample_rate}, {resize}, crop {e.crop_size}, {clips} × {e.num_crops} crops{head}"
 

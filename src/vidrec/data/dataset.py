@@ -78,8 +78,14 @@ class VideoDataset(Dataset):
         """Frame indices of the item (over ``n`` frames, default :meth:`num_frames`): ``[T]`` for train/val,
         ``[K, T]`` for test."""
         n, c = n or self.num_frames(index), self.clip
+        if self.mode in ("train", "val") and c.sampling == "segments":
+            return sampling.segment_indices(n, c.frames, self.mode == "train", generator)
+        if self.mode == "train" and c.sampling == "dense":
+            return sampling.dense_indices(n, c.frames, generator, sample_range=c.frames * c.sample_rate)
         if self.mode == "train":
             return sampling.train_clip_indices(n, c.frames, c.sample_rate, generator)
+        if self.mode == "val" and c.sampling == "dense":
+            return sampling.dense_test_clips(n, c.frames, 1, sample_range=c.frames * c.sample_rate)[0]
         if self.mode == "val":
             return sampling.val_clip_indices(n, c.frames, c.sample_rate)
         return sampling.test_clips(n, c.frames, c.sample_rate, self.selection, self.num_clips, self.clip_stride)

@@ -27,12 +27,21 @@ DECODERS = ("auto", "pyav", "cuvid", "decord")
 
 
 # ------------------------------------------------------------------ the schema (configs/dataset/*.yaml)
+#: Test clip selections that give every video the same number of views.
+FIXED_VIEW_SELECTIONS = ("uniform", "offset", "segments", "dense")
+#: How training and validation clips are drawn (vidrec.data.sampling): ``clip`` — ``frames`` frames ``sample_rate``
+#: apart from a random (train) or the centre (val) start; ``segments`` — TSN's one frame in each of ``frames`` equal
+#: segments; ``dense`` — TSM's ``frames`` frames spread over a window of ``frames × sample_rate``.
+CLIP_SAMPLINGS = ("clip", "segments", "dense")
+
+
 @dataclass
 class ClipConfig:
     """Temporal sampling: clip length and the stride between its frames."""
 
     frames: int = 16
     sample_rate: int = 4
+    sampling: str = "clip"  # clip | segments | dense (CLIP_SAMPLINGS)
 
 
 @dataclass
@@ -60,7 +69,7 @@ class TestConfig:
     clip_selection: str = "uniform"  # uniform | offset | stride | whole (vidrec.data.sampling)
     num_clips: int = 1  # clips per video for uniform and offset
     clip_stride: int | None = None  # stride: a clip every this many frames (default: the clip's span)
-    num_crops: int = 1  # 1 (centre) or 3 (start, centre, end of the long side)
+    num_crops: int = 1  # 1 (centre), 3 (start, centre, end of the long side) or 10 (corners, centre, their flips)
     fully_conv: bool = False  # the network's fully convolutional test head, where it has one (I3D-ResNet)
     batch_size: int = 1  # videos per loader batch
     views_per_batch: int = 30  # views run through the network at once (memory)
@@ -224,11 +233,14 @@ class DataSpec:
             (bool(d.test.resize) or self.test_crop_size <= self.test_scale,
              f"dataset.test.crop_size={self.test_crop_size} is larger than the resized frame "
              f"(short side dataset.test.scale={self.test_scale})"),
-            (d.test.num_crops in (1, 3), f"dataset.test.num_crops={d.test.num_crops} must be 1 (centre) or 3"),
+            (d.test.num_crops in (1, 3, 10),
+             f"dataset.test.num_crops={d.test.num_crops} must be 1 (centre), 3 or 10 (corners, centre and flips)"),
             (d.test.num_clips > 0, f"dataset.test.num_clips={d.test.num_clips} must be positive"),
             (d.test.clip_selection in CLIP_SELECTIONS,
              f"dataset.test.clip_selection={d.test.clip_selection}: use one of {', '.join(CLIP_SELECTIONS)}"),
-            (d.test.clip_selection in ("uniform", "offset") or d.test.batch_size == 1,
+            (d.clip.sampling in CLIP_SAMPLINGS,
+             f"dataset.clip.sampling={d.clip.sampling}: use one of {', '.join(CLIP_SAMPLINGS)}"),
+            (d.test.clip_selection in FIXED_VIEW_SELECTIONS or d.test.batch_size == 1,
              f"dataset.test.clip_selection={d.test.clip_selection} gives each video its own number of views: "
              f"set dataset.test.batch_size=1 (got {d.test.batch_size})"),
             (not d.test.resize or (len(d.test.resize) == 2 and self.test_crop_size <= min(d.test.resize)),
@@ -260,7 +272,7 @@ class DataSpec:
     def views_per_video(self) -> int | None:
         """Views of every video (clips × crops), or None where the clip count depends on the video's length."""
         t = self.dataset.test
-        return t.num_clips * t.num_crops if t.clip_selection in ("uniform", "offset") else None
+        return t.num_clips * t.num_crops if t.clip_selection in FIXED_VIEW_SELECTIONS else None
 
     def protocol(self) -> dict[str, Any]:
         """The test protocol as plain data, as results.json, predictions and export sidecars record it."""
@@ -269,7 +281,7 @@ class DataSpec:
             "clip_frames": d.clip.frames,
             "sample_rate": d.clip.sample_rate,
             "clip_selection": d.test.clip_selection,
-            "num_clips": d.test.num_clips if d.test.clip_selection in ("uniform", "offset") else None,
+            "num_clips": d.test.num_clips if d.test.clip_selection in FIXED_VIEW_SELECTIONS else None,
             "clip_stride": d.test.clip_stride if d.test.clip_selection == "stride" else None,
             "num_crops": d.test.num_crops,
             "scale": None if d.test.resize else self.test_scale,

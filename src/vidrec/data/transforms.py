@@ -95,13 +95,28 @@ def three_crop(clip: torch.Tensor, size: int) -> list[torch.Tensor]:
     return [crop(clip, top, left, size) for top in (0, (h - size) // 2, h - size)]
 
 
+def ten_crop(clip: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """The four corners and the centre, each followed by its horizontal flip, at offsets that are multiples of a
+    quarter of the room (mmaction2 ``TenCrop``, mmaction/datasets/transforms/processing.py@baf385ee:1244-1264)."""
+    _check_fits(clip, size)
+    h, w = clip.shape[-2:]
+    ws, hs = (w - size) // 4, (h - size) // 4
+    crops = []
+    for left, top in ((0, 0), (4 * ws, 0), (0, 4 * hs), (4 * ws, 4 * hs), (2 * ws, 2 * hs)):
+        box = crop(clip, top, left, size)
+        crops += [box, box.flip(-1)]
+    return crops
+
+
 def spatial_crops(clip: torch.Tensor, size: int, num_crops: int) -> list[torch.Tensor]:
-    """``num_crops`` = 1 (centre) or 3 (``three_crop``)."""
+    """``num_crops`` = 1 (centre), 3 (``three_crop``) or 10 (``ten_crop``)."""
     if num_crops == 1:
         return [center_crop(clip, size)]
     if num_crops == 3:
         return three_crop(clip, size)
-    raise ConfigError(f"test.num_crops must be 1 or 3, got {num_crops}")
+    if num_crops == 10:
+        return ten_crop(clip, size)
+    raise ConfigError(f"test.num_crops must be 1, 3 or 10, got {num_crops}")
 
 
 def random_crop(clip: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -79,7 +79,8 @@ def init_resnet_weights(model: nn.Module, zero_init_residual: bool = False) -> N
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     if zero_init_residual:
         for m in model.modules():
             last_bn = getattr(m, "bn3", None)

@@ -76,12 +76,21 @@ def model_info(name: str) -> ModelInfo:
     return _INFOS[name]
 
 
-def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
+def build_model(name: str, num_classes: int | None = None, **kwargs: object) -> nn.Module:
     """Build a registered model: float input (B, 3, T, H, W) -> logits (B, num_classes).
 
-    Every model accepts ``dropout`` (probability before the classifier ``fc``); unknown keyword
-    arguments raise :class:`ConfigError` naming the accepted ones.
+    ``name`` is a registry name (``x3d_m``) or a released checkpoint's entry (``x3d_m.pyslowfast_kinetics400``,
+    ``python -m vidrec.weights list``): the network that entry's file needs — its class count (the default of
+    ``num_classes``) and architecture arguments (``WeightsEntry.arch``; ``kwargs`` still win). Every model accepts
+    ``dropout`` (probability before the classifier ``fc``); unknown keyword arguments raise :class:`ConfigError`
+    naming the accepted ones.
     """
+    if "." in name:
+        from vidrec.models.weights.entries import get_weights
+
+        entry = get_weights(name)
+        name, kwargs = entry.model, {**entry.arch, **kwargs}
+        num_classes = entry.fc_classes if num_classes is None else num_classes
     _check_name(name)
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r} (model {name!r})")

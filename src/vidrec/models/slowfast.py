@@ -136,8 +136,9 @@ class SlowFast(nn.Module):
                              f"got {frames}: its lateral connections need T/alpha slow frames")
         if self.slow_sampling == "stride":
             return x[:, :, ::self.alpha]
-        index = torch.linspace(0, frames - 1, frames // self.alpha).long()
-        return torch.index_select(x, 2, index.to(x.device))
+        # a Python list, so that a traced or exported graph holds the indices as constants of the traced clip length
+        index = [int(i) for i in torch.linspace(0, int(frames) - 1, int(frames) // self.alpha).long().tolist()]
+        return torch.index_select(x, 2, torch.tensor(index, device=x.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         slow = self.slow.stem(self.slow_frames(x))

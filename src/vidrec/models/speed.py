@@ -24,7 +24,11 @@ def apply_speed_options(net: nn.Module, channels_last: bool = False, compile: An
     the plain model; ``True``, or the keyword arguments of ``torch.compile`` (e.g. ``{mode: max-autotune}``,
     ``{backend: eager}``)."""
     if channels_last:
-        net = net.to(memory_format=torch.channels_last_3d)
+        for module in net.modules():  # 3D kernels channels_last_3d, 2D ones (TSN/TSM, patch embeddings) channels_last
+            for param in module.parameters(recurse=False):
+                if param.dim() in (4, 5):
+                    fmt = torch.channels_last_3d if param.dim() == 5 else torch.channels_last
+                    param.data = param.data.contiguous(memory_format=fmt)
         net.register_forward_pre_hook(_channels_last_input)
     options = compile
     if options:

@@ -165,6 +165,13 @@ def recognise(model: nn.Module, obj: Any, fmt: str, path: str | Path) -> Weights
     return None
 
 
+def arch_for_file(model: str, path: str | Path) -> dict[str, Any]:
+    """The architecture arguments (``WeightsEntry.arch``) a released file of network ``model`` needs, found by its
+    file name among the network's entries; {} when none matches or none needs any."""
+    archs = [e.arch for e in entries_for(model) if Path(path).name in e.files and e.arch]
+    return dict(archs[0]) if archs else {}
+
+
 def sha256_of(path: str | Path) -> str:
     """The SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -186,4 +193,5 @@ def sidecar_cfg(path: str | Path) -> dict[str, Any] | None:
     return {k: v for k, v in cfg.items() if v is not None or k == "entry"}
 
 
-__all__ = ["FORMATS", "LoadReport", "detect_format", "family_of", "load_pretrained", "recognise", "sha256_of"]
+__all__ = ["FORMATS", "LoadReport", "arch_for_file", "detect_format", "family_of", "load_pretrained", "recognise",
+           "sha256_of"]

@@ -18,11 +18,14 @@ from vidrec.errors import ConfigError
 
 KINETICS400 = "kinetics400"
 KINETICS700 = "kinetics700"
+SOMETHING_V2 = "something_v2"
 #: Where the Kinetics-400 class names come from for each family (the index order of the classifier).
 CLASS_LISTS = {
     "torchvision": "torchvision/models/_meta.py _KINETICS400_CATEGORIES (alphabetical)",
     "kinetics_csv": "the labels of the official Kinetics-400 CSVs, sorted (kinetics_json.py --labels)",
     "deepmind": "deepmind/kinetics-i3d data/label_map.txt (line = index)",
+    SOMETHING_V2: "Something-Something V2 something-something-v2-labels.json, each class at its index (TSM "
+                  "tools/gen_label_sthv2.py, mmaction2 tools/data/parse_file_list.py; vidrec's something_json.py --v2)",
 }
 
 _TV_MEAN = (0.43216, 0.394666, 0.37645)  # vision torchvision/transforms/_presets.py@3bf1fe0:91 (VideoClassification)
@@ -104,6 +107,7 @@ class WeightsEntry:
             "test_resize": list(self.test_resize) if isinstance(self.test_resize, tuple) else self.test_resize,
             "crop_size": self.crop_size,
             "clip_selection": self.clip_selection,
+            "clip_sampling": self.clip_selection if self.clip_selection in ("segments", "dense") else "clip",
             "num_clips": self.num_clips,
             "clip_stride": self.clip_stride,
             "num_crops": self.num_crops,

@@ -18,13 +18,16 @@ from vidrec.models.weights.torch_state import find_mapping, state_keys, unwrap_s
 
 
 def detect(obj: Any) -> bool:
-    """A torch state dict whose ``conv1.weight`` is 4-D and that has ResNet stages."""
+    """A torch state dict whose ``conv1.weight`` is 4-D, that has ResNet stages and an ImageNet classifier (or none)."""
     mapping = find_mapping(obj)
     if mapping is None:
         return False
     keys = state_keys(obj)
-    conv1 = next((v for k, v in zip(keys, mapping.values()) if k == "conv1.weight"), None)
-    return getattr(conv1, "ndim", 0) == 4 and "layer1.0.conv1.weight" in keys
+    tensors = dict(zip(keys, mapping.values()))
+    conv1, fc = tensors.get("conv1.weight"), tensors.get("fc.weight")
+    # an ImageNet classifier (1000 classes) or none: a 2D network with its own head (TSN) is not ImageNet weights
+    imagenet_head = fc is None or getattr(fc, "shape", (0,))[0] == 1000
+    return getattr(conv1, "ndim", 0) == 4 and "layer1.0.conv1.weight" in keys and imagenet_head
 
 
 def convert(obj: Any, model: nn.Module, path: str | Path) -> dict[str, torch.Tensor]:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from vidrec.models.mvit import MVIT_MEAN, MVIT_STD
-from vidrec.models.weights.entries import KINETICS400, Published, WeightsEntry, add_entry
+from vidrec.models.weights.entries import KINETICS400, SOMETHING_V2, Published, WeightsEntry, add_entry
 from vidrec.models.weights.formats import register_converter
 from vidrec.models.weights.torch_state import unwrap_state_dict
 
@@ -103,8 +103,8 @@ for _fmt in _PREFIXES:
 _PYSF_MEAN, _PYSF_STD = MVIT_MEAN, MVIT_STD  # PySlowFast DATA.MEAN / DATA.STD (vidrec.models.mvit cites them)
 _MM_MEAN = (123.675 / 255, 116.28 / 255, 103.53 / 255)  # mmaction2 configs/_base_/models/mvit_small.py@f0f07de4:6
 _MM_STD = (58.395 / 255, 57.12 / 255, 57.375 / 255)  # mvit_small.py@f0f07de4:7
-_SSV2 = "something_v2"
-_SSV2_LABELS = "sthv2_labels"  # the class list TSM's entries name too (vidrec.models.weights.tsm)
+_SSV2 = SOMETHING_V2
+_SSV2_LABELS = SOMETHING_V2
 _TV = "torchvision 0.29.1 (1f1a920) models/video/mvit.py"
 _PYSF = "SlowFast"
 _KINETICS_TEST = {

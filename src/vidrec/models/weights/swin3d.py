@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
-from vidrec.models.weights.entries import KINETICS400, Published, WeightsEntry, add_entry
+from vidrec.models.weights.entries import KINETICS400, SOMETHING_V2, Published, WeightsEntry, add_entry
 from vidrec.models.weights.formats import register_converter
 from vidrec.models.weights.torch_state import unwrap_state_dict
 
@@ -141,7 +141,7 @@ _SSV2_CONFIG = "configs/recognition/swin/swin_base_patch244_window1677_sthv2.py"
 add_entry(WeightsEntry(
     name="swin3d_b.videoswin_sthv2", format="mmaction2", files=("swin_base_patch244_window1677_sthv2.pth",),
     where=_VS_LINK + "swin_base_patch244_window1677_sthv2.pth", url=_VS_LINK + "swin_base_patch244_window1677_sthv2.pth",
-    classes="something_v2", class_list="something_v2", mean=IMAGENET_MEAN, std=IMAGENET_STD, input_note=_VS_NOTE,
+    classes=SOMETHING_V2, class_list=SOMETHING_V2, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_note=_VS_NOTE,
     frames=32, sample_rate=1, train_resize="short side 256, random resized crop, resize 224×224, RandAugment, "
     "random erasing, no flip", test_resize=224, crop_size=224, clip_selection="segments", num_clips=1, num_crops=3,
     head="fc", fps=None, fps_rule=None, test_interpolation="bilinear", fc_classes=174, arch={"window_size": (16, 7, 7)},

@@ -26,7 +26,7 @@ from torch import nn
 from vidrec.errors import CheckpointError
 from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from vidrec.models.weights.common import HEAD_PREFIX
-from vidrec.models.weights.entries import KINETICS400, Published, WeightsEntry, add_entry
+from vidrec.models.weights.entries import KINETICS400, SOMETHING_V2, Published, WeightsEntry, add_entry
 from vidrec.models.weights.formats import register_converter
 from vidrec.models.weights.torch_state import unwrap_state_dict
 
@@ -89,7 +89,6 @@ register_converter("mmaction2", "tsm", convert_mmaction2)
 register_converter("imagenet_2d", "tsm", convert_imagenet)
 
 # ------------------------------------------------------------------ entries
-SOMETHING_V2 = "something_v2"
 TSM_REPO = "mit-han-lab/temporal-shift-module"
 TSM_LINK = "https://hanlab18.mit.edu/projects/tsm/models/"
 MM_LINK = "https://download.openmmlab.com/mmaction/v1.0/recognition/tsm/"
@@ -141,7 +140,7 @@ def _add(name: str, fmt: str, file: str, link: str, classes: str, published: Pub
     """An entry of 8 segments, ImageNet statistics, read frame by frame (no fps), a linear head."""
     add_entry(WeightsEntry(
         name=name, format=fmt, files=(file,), where=link, url=link, classes=classes,
-        class_list="kinetics_csv" if classes == KINETICS400 else "sthv2_labels", mean=IMAGENET_MEAN,
+        class_list="kinetics_csv" if classes == KINETICS400 else SOMETHING_V2, mean=IMAGENET_MEAN,
         std=IMAGENET_STD, frames=8, sample_rate=sample_rate, train_resize=train, test_resize=resize,
         input_note=_MM_INPUT if fmt == "mmaction2" else "RGB scaled to [0, 1], then (x - mean) / std",
         crop_size=crop, clip_selection=selection, num_clips=clips, num_crops=crops, head="fc",

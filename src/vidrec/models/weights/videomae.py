@@ -36,7 +36,7 @@ from vidrec.errors import CheckpointError
 from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from vidrec.models.vit import sinusoid_table
 from vidrec.models.weights.common import HF_CONFIG, to_tensor
-from vidrec.models.weights.entries import KINETICS400, Published, WeightsEntry, add_entry
+from vidrec.models.weights.entries import KINETICS400, SOMETHING_V2, Published, WeightsEntry, add_entry
 from vidrec.models.weights.formats import register_converter
 from vidrec.models.weights.torch_state import find_mapping, unwrap_state_dict
 
@@ -163,7 +163,7 @@ register_converter("mmaction2", "videomae", convert_mmaction2)
 
 # ------------------------------------------------------------------ entries
 VM = "MCG-NJU/VideoMAE"
-SSV2 = "something_v2"
+SSV2 = SOMETHING_V2
 _ZOO = f"{VM} MODEL_ZOO.md@5cefe18"
 _K400_TEST = {
     "frames 16, rate 4 (every 4th decoded frame, no resampling: fps None)": f"{VM} scripts/kinetics/*/finetune.sh "
@@ -195,7 +195,7 @@ def _videomae_entry(variant: str, tag: str, data: str, drive: str, acc: tuple[fl
         name=f"videomae_vit_{variant}.videomae_{'kinetics400' if k400 else 'ssv2'}", format="videomae",
         files=(f"videomae_vit_{variant}_{tag}.pth",), where=f"https://drive.google.com/file/d/{drive}/view (Google "
         "Drive, no direct link; save it under the file name of this entry: the Drive file's own name is not given)",
-        url=None, classes=data, class_list="kinetics_csv" if k400 else "ssv2_labels", mean=IMAGENET_MEAN,
+        url=None, classes=data, class_list="kinetics_csv" if k400 else SOMETHING_V2, mean=IMAGENET_MEAN,
         std=IMAGENET_STD, input_note="RGB scaled to [0, 1], then (x - ImageNet mean) / ImageNet std", frames=16,
         sample_rate=4 if k400 else 1, train_resize="random resized crop 224 (scale 0.08-1), RandAugment",
         test_resize=224, crop_size=224, clip_selection="uniform" if k400 else "segments", num_clips=5 if k400 else 2,
@@ -234,7 +234,7 @@ for _data, _repo, _row, _k400 in ((KINETICS400, "videomae-base-finetuned-kinetic
     add_entry(WeightsEntry(
         name=f"videomae_vit_b.hf_{'kinetics400' if _k400 else 'ssv2'}", format="huggingface", files=(_repo,),
         where=f"https://huggingface.co/MCG-NJU/{_repo} (the folder: config.json + model.safetensors)", url=None,
-        classes=_data, class_list="kinetics_csv" if _k400 else "ssv2_labels", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        classes=_data, class_list="kinetics_csv" if _k400 else SOMETHING_V2, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         input_note="RGB scaled to [0, 1], then ImageNet mean/std (the authors'; the repository's preprocessor_config.json "
         "is not readable here)", frames=16, sample_rate=4 if _k400 else 1,
         train_resize="random resized crop 224 (the authors' fine-tuning)", test_resize=224, crop_size=224,
