@@ -2,8 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
-# Extra pip arguments for the CPU build of torch, e.g. TORCH_CPU_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+# Where the CPU-only build of torch comes from on a machine without an NVIDIA GPU. Empty: your pip index as configured
+# (on Linux, PyPI's torch wheel is the CUDA build, several GB). For the CPU-only wheel:
+#   make setup TORCH_CPU_INDEX="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_CPU_INDEX ?=
+# what setup reports after installing: the torch it really got
+TORCH_REPORT = import torch; cuda = torch.version.cuda; print(f"installed torch {torch.__version__}: " + (f"a CUDA {cuda} build" if cuda else "a CPU-only build"))
 EXTRAS ?= dev,sweep,slurm
 
 .PHONY: setup train test test-slow test-matrix bench lint models clean
@@ -14,10 +18,14 @@ $(VENV)/.installed: pyproject.toml
 	@if command -v nvidia-smi >/dev/null 2>&1; then \
 		echo "NVIDIA GPU found: installing the default (CUDA) torch build"; \
 		$(PY) -m pip install -q "torch==$(TORCH_VERSION)"; \
-	else \
-		echo "no NVIDIA GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
+	elif [ -n "$(TORCH_CPU_INDEX)" ]; then \
+		echo "no NVIDIA GPU: installing torch $(TORCH_VERSION) with $(TORCH_CPU_INDEX)"; \
 		$(PY) -m pip install -q "torch==$(TORCH_VERSION)" $(TORCH_CPU_INDEX); \
+	else \
+		echo "no NVIDIA GPU: installing torch $(TORCH_VERSION) from your pip index (set TORCH_CPU_INDEX for the CPU-only wheel: see the Makefile)"; \
+		$(PY) -m pip install -q "torch==$(TORCH_VERSION)"; \
 	fi
+	@$(PY) -c '$(TORCH_REPORT)'
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	@touch $@
 

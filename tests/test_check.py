@@ -165,3 +165,19 @@ def test_config_mode_on_the_synthetic_default(tmp_path, capsys):
     assert main([f"paths.data_dir={tmp_path}", *tiny]) == 0
     out = capsys.readouterr().out
     assert out.startswith("dataset synthetic (8 classes): ") and "testing (test) 8 entries, 8 present" in out
+
+
+def test_label_folders_spelt_with_underscores_are_named_as_the_cause(tmp_path, capsys):
+    """Kinetics labels keep the CSV's spaces; a copy whose class folders use underscores shows every video of
+    those classes missing, and the report says why and how to fix it."""
+    annotation = tmp_path / "ann.json"
+    write_annotation(annotation, ["air drumming", "yoga"], {"v0": make_entry("training", "air drumming"),
+                                                            "v1": make_entry("training", "yoga")})
+    root = tmp_path / "jpg"
+    _frames(root, "air_drumming/v0")
+    _frames(root, "yoga/v1")
+    result = check_dataset(annotation, root)
+    assert result["subsets"]["training"]["missing"] == 1
+    [problem] = result["problems"]
+    assert "'air drumming'" in problem and "'air_drumming'" in problem and "rename the folders" in problem
+    assert "problem: 1 labels have spaces" in format_report(result)

@@ -140,3 +140,15 @@ def test_path_values_with_parentheses_and_non_latin_letters_need_no_quoting(trai
     video = shutil.copy(source, folder / "clip (1).avi")
     proc = run_entry("predict.py", f"video={video}", f"ckpt_path={run}", "test.num_clips=1", "test.num_crops=1")
     assert "clip (1).avi" in proc.stdout and "1." in proc.stdout
+
+
+@pytest.mark.parametrize("override, closest", [("optimizer.lrr=0.1", "optimizer.lr"), ("+optimizer.lrr=0.1", "optimizer.lr"),
+                                                ("dataset.rot=/x", "dataset.root"), ("trainer.max_epoch=2", "trainer.max_epochs")])
+def test_a_misspelt_key_names_the_closest_valid_keys_and_leaves_no_run_dir(override, closest, tmp_path):
+    """README: a misspelt key stops the run at start-up with its name and the closest valid keys — also when it is
+    appended with ``+`` (Hydra's own advice), which would otherwise reach AdamW as a TypeError; nothing is left."""
+    proc = run_entry("train.py", override, "trainer.max_epochs=1", cwd=tmp_path, check=False)
+    line = one_error_line(proc)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert override.split("=")[0].lstrip("+") in line and closest in line, line
+    assert not list(tmp_path.glob("logs/train/runs/*"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +62,32 @@ def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     raise AssertionError(f"demo.py did not answer on {url} within {timeout} s")
 
 
+def start_demo(run: Path, port: int, tmp_path: Path) -> subprocess.Popen:
+    """demo.py on ``port`` with its temporary folder under ``tmp_path/tmp``."""
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "demo.py"), f"ckpt_path={run}", f"demo.port={port}", "demo.timeline_min_s=1",
+         "device=cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(home), "MPLCONFIGDIR": str(home / "mpl"),
+             "TMPDIR": str(tmp)})
+
+
+def test_ctrl_c_removes_the_demo_folder(trained, tmp_path):
+    pytest.importorskip("gradio", reason="the demo extra is not installed (pip install -e '.[demo]')")
+    run, _ = trained
+    port = _free_port()
+    proc = start_demo(run, port, tmp_path)
+    try:
+        _wait_up(f"http://127.0.0.1:{port}/", proc)
+        assert list((tmp_path / "tmp").glob("vidrec-demo-*"))
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        out = proc.communicate(timeout=60)[0]
+    assert "removed" in out and not list((tmp_path / "tmp").glob("vidrec-demo-*")), out[-2000:]
+
+
 def test_demo_page_predicts_an_uploaded_clip(trained, shared_clips, tmp_path):
     pytest.importorskip("gradio", reason="the demo extra is not installed (pip install -e '.[demo]')")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
@@ -70,12 +97,7 @@ def test_demo_page_predicts_an_uploaded_clip(trained, shared_clips, tmp_path):
     clip = shared_clips / "v_SoccerJuggling_g23_c01.avi"
     expected = json.loads(run_entry("predict.py", f"video={clip}", f"ckpt_path={run}", "json=true").stdout)
     port = _free_port()
-    home = tmp_path / "home"
-    home.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "demo.py"), f"ckpt_path={run}", f"demo.port={port}", "demo.timeline_min_s=1",
-         "device=cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(home), "MPLCONFIGDIR": str(home / "mpl")})
+    proc = start_demo(run, port, tmp_path)
     try:
         url = f"http://127.0.0.1:{port}/"
         _wait_up(url, proc)
@@ -92,11 +114,12 @@ def test_demo_page_predicts_an_uploaded_clip(trained, shared_clips, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.terminate()  # SIGTERM
+        out = proc.communicate(timeout=60)[0]
     top1 = expected["top"][0]["label"]
     assert f"Top-1: {top1} ({expected['top'][0]['prob']:.3f})" in status
     assert "2 clips × 3 crops = 6 views" in status
+    assert "removed" in out and not list((tmp_path / "tmp").glob("vidrec-demo-*"))  # the uploads went with it
     assert all(t["label"] in scores for t in expected["top"])
     assert shot.stat().st_size > 10_000
     if os.environ.get("VIDREC_DEMO_SCREENSHOT"):

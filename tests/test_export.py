@@ -3,6 +3,10 @@ with a dynamic batch; the sidecar alone lets a deployment reproduce eval.py's vi
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -11,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import read_json, run_entry
+from conftest import REPO, read_json, run_entry
 from vidrec.data.decoding import count_frames, read_frames
 from vidrec.data.sampling import test_clip_indices
 from vidrec.data.spec import DataSpec
@@ -34,7 +38,7 @@ def shape_of(name: str) -> tuple[int, int, int, int]:
     return SHAPE_32X2 if name.endswith(("_32x2", "_4x16")) or name == "s3d" else SHAPE
 
 
-def calibrated(name: str) -> nn.Module:
+def calibrated(name: str, shape: tuple[int, ...] | None = None) -> nn.Module:
     """A randomly initialised model whose BatchNorm statistics come from one batch, so its logits are O(1) and
     an absolute tolerance of 1e-4 means what it says (unnormalised deep nets reach logits of 1e4)."""
     torch.manual_seed(0)
@@ -45,7 +49,7 @@ def calibrated(name: str) -> nn.Module:
             m.momentum = None  # cumulative average: one batch sets the statistics
     net.train()
     with torch.no_grad():
-        net(torch.randn(2, *shape_of(name)))
+        net(torch.randn(2, *(shape or shape_of(name))))
     return net.eval()
 
 
@@ -121,3 +125,48 @@ def test_export_errors_are_one_line(tmp_path):
     assert proc.returncode == 1 and "format=tflite" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_entry("export.py", check=False)
     assert proc.returncode == 1 and "ckpt_path=" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def run_example(model: Path, video: Path) -> list[tuple[str, float]]:
+    """examples/onnx_predict.py as a user runs it: ``python examples/onnx_predict.py <model.onnx> <video>``."""
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "onnx_predict.py"), str(model), str(video)],
+                          capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return [(line.split(None, 1)[1], float(line.split()[0])) for line in proc.stdout.splitlines()]
+
+
+def predicted(*overrides: str) -> list[tuple[str, float]]:
+    out = json.loads(run_entry("predict.py", *overrides, "json=true", "progress=false").stdout)
+    return [(t["label"], t["prob"]) for t in out["top"]]
+
+
+def assert_same_top(example: list[tuple[str, float]], reference: list[tuple[str, float]]) -> None:
+    assert [label for label, _ in example] == [label for label, _ in reference]
+    np.testing.assert_allclose([p for _, p in example], [p for _, p in reference], atol=1e-4)
+
+
+def test_the_onnx_example_matches_predict(trained, data_dir, tmp_path):
+    """The documented example, fed the exported file and its sidecar only, gives predict.py's top-5."""
+    run, _ = trained
+    best = next((run / "checkpoints").glob("best-epoch*.ckpt"))
+    run_entry("export.py", f"ckpt_path={best}", "format=onnx", f"output={tmp_path}/model.onnx")
+    side = read_json(tmp_path / "model.onnx.json")
+    assert "antialiased when shrinking" in side["protocol"]["resize_filter"] and side["protocol"]["crop_positions"]
+    folder = ensure_synthetic(data_dir, SyntheticSpec(**OmegaConf.load(run / ".hydra" / "config.yaml").dataset.synthetic))
+    video = next((folder / "videos").glob("*/*.mp4"))
+    assert_same_top(run_example(tmp_path / "model.onnx", video), predicted(f"video={video}", f"ckpt_path={best}"))
+
+
+def test_a_whole_video_export_has_a_dynamic_time_axis(data_dir, tmp_path):
+    """Inception-I3D under the whole-video protocol: the ONNX file takes any clip length (checked at two more by
+    export.py), and the example scores a 32-frame video as predict.py does."""
+    weights = tmp_path / "i3d.pth"
+    torch.save(calibrated("i3d_inception", (3, 16, 64, 64)).state_dict(), weights)
+    protocol = ["model=i3d_inception", "num_classes=5", f"model.pretrained={weights}", "test.clip_selection=whole",
+                "test.num_clips=1", "test.num_crops=1", "test.scale=72", "test.crop_size=64", "clip.frames=16",
+                "clip.sample_rate=1"]
+    run_entry("export.py", *protocol, "format=onnx", f"output={tmp_path}/i3d.onnx")
+    side = read_json(tmp_path / "i3d.onnx.json")
+    assert side["input"]["shape"] == ["batch", 3, "frames", 64, 64] and side["protocol"]["clip_selection"] == "whole"
+    assert set(side["frames_checked"]) == {"9", "25"} and max(side["frames_checked"].values()) < 1e-3
+    video = next((ensure_synthetic(data_dir, SyntheticSpec(frames=32)) / "videos").glob("*/*.mp4"))
+    assert_same_top(run_example(tmp_path / "i3d.onnx", video), predicted(f"video={video}", *protocol))

@@ -210,3 +210,34 @@ def test_extract_with_deepmind_i3d_weights(shared_clips, tmp_path):
     feats = np.load(out / rec["file"])
     assert feats.shape == (1024,) and rec["clip_starts"] == [0]  # the whole video as one clip (DeepMind's protocol)
     assert int(np.load(out / rec["logits_file"]).mean(0).argmax()) == 171
+
+
+def test_eval_predict_and_extract_share_one_precision_policy(data_dir, tmp_path):
+    """A run trained in bf16: eval.py, predict.py and extract.py all score its test video in fp32 unless asked
+    (vidrec.precision.INFERENCE_PRECISION), give the same probabilities, and say so in their outputs."""
+    run = tmp_path / "run"
+    run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", "trainer.precision=bf16-mixed")
+    best = run / "checkpoints" / "last.ckpt"
+    ev = tmp_path / "eval"
+    run_entry("eval.py", f"ckpt_path={best}", f"hydra.run.dir={ev}")
+    results = json.loads((ev / "results.json").read_text())
+    assert results["protocol"]["precision"] == "32-true"
+    with open(ev / "predictions.csv") as f:
+        row = next(csv.DictReader(f))
+    spec = OmegaConf.load(run / ".hydra" / "config.yaml").dataset.synthetic
+    video = ensure_synthetic(data_dir, SyntheticSpec(**spec)) / "videos" / row["label"] / f"{row['video_id']}.mp4"
+    pred = json.loads(run_entry("predict.py", f"video={video}", f"ckpt_path={best}", "json=true").stdout)
+    assert pred["protocol"]["precision"] == "32-true"
+    assert pred["top"][0]["prob"] == pytest.approx(float(row["score1"]), abs=2e-6)
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / video.name).symlink_to(video)
+    out = tmp_path / "feats"
+    run_entry("extract.py", f"videos={folder}", f"ckpt_path={best}", "features.logits=true", f"hydra.run.dir={out}")
+    index = json.loads((out / "index.json").read_text())
+    assert index["protocol"]["precision"] == "32-true"
+    logits = torch.from_numpy(np.load(out / index["videos"][0]["logits_file"]))
+    assert float(logits.softmax(-1).mean(0).max()) == pytest.approx(float(row["score1"]), abs=2e-6)
+    bf16 = json.loads(run_entry("predict.py", f"video={video}", f"ckpt_path={best}", "json=true",
+                                "precision=bf16-mixed").stdout)
+    assert bf16["protocol"]["precision"] == "bf16-mixed"

@@ -288,3 +288,18 @@ def test_i3d_temporal_size_after_each_stage(name: str, sizes: dict[str, int]) ->
     for hook in hooks:
         hook.remove()
     assert seen == sizes
+
+
+def test_the_models_command_lists_and_shows(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "vidrec.models", "list"], capture_output=True, text=True, check=True).stdout
+    for name in list_models():
+        assert f"| `{name}` |" in out
+    assert "`model=r2plus1d model.depth=18`" in out
+    shown = subprocess.run([sys.executable, "-m", "vidrec.models", "show", "r2plus1d_18"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "r2plus1d_18.tv_kinetics400" in shown and "python train.py model=r2plus1d model.depth=18" in shown
+    bad = subprocess.run([sys.executable, "-m", "vidrec.models", "show", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr

@@ -57,7 +57,7 @@ def test_predict_on_a_frame_folder_prints_the_table(trained, test_video, tmp_pat
         Image.fromarray(frame).save(folder / FRAME_TEMPLATE.format(i + 1), quality=95)
     proc = run_entry("predict.py", f"video={folder}", f"ckpt_path={run}", "test.num_crops=1", "topk=3")
     lines = proc.stdout.strip().splitlines()
-    assert f"({len(frames)} frames)" in lines[0] and "2 clips × 1 crops = 2 views" in lines[1]
+    assert f"({len(frames)} frames)" in lines[0] and "2 clips × 1 crop = 2 views" in lines[1]
     table = lines[2:]
     assert len(table) == 3 and [line.split()[0] for line in table] == ["1.", "2.", "3."]
     probs = [float(line.split()[-1]) for line in table]
@@ -103,3 +103,17 @@ def test_predict_shows_progress_and_says_how_to_name_the_classes(trained, test_v
     assert "views:" in proc.stderr and "view/s" in proc.stderr  # tqdm's bar
     assert "no labels=: classes are shown as class_<index>; pass labels=<file>" in proc.stderr
     assert "class_" in proc.stdout
+
+
+def test_a_whole_video_protocol_is_described_as_such():
+    """predict.py and the demo page say "whole video (N frames)", not "None clips × 1 crops ... of 64×1 frames"."""
+    from vidrec.data.spec import describe_views
+    from vidrec.predict import format_prediction
+
+    protocol = {"clip_selection": "whole", "num_clips": None, "num_crops": 1, "clip_frames": 64, "sample_rate": 1,
+                "clip_stride": None, "crop_size": 224}
+    result = {"video": "v.mp4", "num_frames": 250, "model": "i3d_inception", "weights": "w", "views": 1,
+              "protocol": protocol, "top": [{"rank": 1, "label": "a", "prob": 1.0}]}
+    assert "whole video (250 frames) × 1 crop, 224px" in format_prediction(result)
+    assert "None" not in format_prediction(result)
+    assert describe_views({**protocol, "sample_rate": 2}, 1, 250) == "whole video (250 frames, 1 in 2) × 1 crop"

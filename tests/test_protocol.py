@@ -31,3 +31,15 @@ def test_fine_tuning_takes_the_input_statistics_and_the_clip_only():
 def test_no_entry_changes_nothing():
     dataset = {"clip": {"frames": 8, "sample_rate": 4}}
     assert apply_protocol(dataset, None, set()) == (dataset, [])
+
+
+def test_fine_tuning_at_another_crop_size_is_a_departure(caplog):
+    """DeepMind's I3D was trained at 224 px: fine-tuning it at 112 px warns like any other departure."""
+    cfg = get_weights("i3d_inception.deepmind_kinetics400").pretrained_cfg()
+    dataset = {"clip": {"frames": 8, "sample_rate": 2}, "train": {"crop_size": 112}}
+    with caplog.at_level(logging.WARNING, logger="vidrec"):
+        _, departures = apply_protocol(dataset, cfg, set(), FINE_TUNING_KEYS)
+    assert departures == ["train.crop_size=112 (the weights were trained at 224)"]
+    assert "train.crop_size=112 (the weights were trained at 224) departs" in caplog.text
+    _, none = apply_protocol({**dataset, "train": {"crop_size": 224}}, cfg, set(), FINE_TUNING_KEYS)
+    assert none == []

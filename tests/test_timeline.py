@@ -96,6 +96,47 @@ def test_the_timeline_switches_where_the_video_does(tmp_path):
     assert result["peak_frames_held"] == 13 and result["num_frames"] == 60 * FPS
 
 
+def test_band_segments_and_labelled_video_agree_at_29_97_fps(tmp_path):
+    """The top-1 band, the printed segments and the labelled MP4 use the same cells (around window centres, tiling
+    the video without overlap); the MP4 keeps the source's 30000/1001 fps."""
+    from fractions import Fraction
+
+    import av
+
+    from vidrec.timeline import segments, write_overlay_video
+
+    rate = Fraction(30000, 1001)
+    rng = np.random.default_rng(0)
+    frames = np.concatenate([np.clip(rng.normal(level, 10, (90, 32, 40, 3)), 0, 255).astype(np.uint8)
+                             for level in (40, 215)])
+    video = tmp_path / "ntsc.mp4"
+    write_video(video, frames, fps=rate)
+    spec = DataSpec.from_config({"clip": {"frames": 4, "sample_rate": 4}, "mean": [0, 0, 0], "std": [1, 1, 1],
+                                 "test": {"scale": 32, "crop_size": 32, "num_clips": 1, "num_crops": 1}})
+    model = InferenceModel(Brightness(), "r2plus1d_tiny", ["dark", "bright"], spec, "brightness")
+    tl = video_timeline(model, video, None, 8, "cpu")
+    assert tl.fps == pytest.approx(float(rate))
+    runs = segments(tl)
+    assert runs[0]["start_s"] == 0 and runs[-1]["end_s"] == pytest.approx(180 / float(rate), abs=1e-3)
+    assert all(a["end_s"] == b["start_s"] for a, b in zip(runs, runs[1:]))  # no overlap, no gap
+    cells = [tl.cell(i) for i in range(len(tl.starts))]
+    assert all(c0[1] == pytest.approx(c1[0]) for c0, c1 in zip(cells, cells[1:]))
+    for i in range(len(tl.starts)):  # every window's centre lies in its own cell
+        assert cells[i][0] <= tl.centre(i) <= cells[i][1]
+    switch = next(i for i, c in enumerate(tl.probs.argmax(1).tolist()) if c == 1)
+    assert runs[1]["start_s"] == pytest.approx(cells[switch][0], abs=1e-3)
+    out = tmp_path / "timeline.mp4"
+    write_overlay_video(tl, video, out)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].average_rate == rate
+        drawn = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(drawn) == 180
+    for index in range(180):  # the MP4 labels each frame with the window whose cell (the band's span) holds it
+        t = (index + 0.5) / float(rate)
+        a, b = cells[tl.window_at(t)]
+        assert a <= t <= b
+
+
 def test_the_buffer_holds_one_window_however_long_the_stream():
     made = []
 

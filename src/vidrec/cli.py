@@ -58,10 +58,13 @@ class FileOnly(logging.Filter):
         return not getattr(record, "file_only", False)
 
 
-#: Lightning's messages that do not apply to vidrec runs (a tip for another product; a deprecation inside
-#: Lightning itself; the checkpoint callback's complaint when max_steps ends a run before any validation).
-QUIET_WARNINGS = (r".*litlogger.*", r".*LeafSpec.*", r".*could not find the monitored key.*",
-                  r".*is smaller than the logging interval.*")
+#: Lightning's messages that do not apply to vidrec runs (tips for other products; a deprecation inside Lightning
+#: itself; the checkpoint callback's complaint when max_steps ends a run before any validation; the notice that the
+#: module's batch hook is used).
+QUIET_WARNINGS = (r".*litlogger.*", r".*litmodels.*", r".*LeafSpec.*", r".*could not find the monitored key.*",
+                  r".*is smaller than the logging interval.*",
+                  # vidrec's LightningModule normalises uint8 clips in on_after_batch_transfer on purpose
+                  r".*overridden `on_after_batch_transfer` in `LightningModule`.*")
 
 
 def quiet_lightning() -> None:
@@ -107,6 +110,7 @@ def run_entry(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except Exception as exc:
         err = user_error(exc)
         if err is None:
+            _remove_empty_run_dir()
             raise
         line = error_line(err)
         log.debug("full error:\n%s", exc)
@@ -126,11 +130,15 @@ def hydra_main(config_name: str, target: str) -> Any:
 
     import hydra
 
-    from vidrec.config import command_line, insert_override, register_configs
+    from vidrec.config import command_line, insert_override, register_configs, unknown_override
 
     register_configs()
     module, function = target.split(":")
     args = command_line(sys.argv[1:], default_experiment=config_name == "train")
+    problem = unknown_override(config_name, args, Path(sys.argv[0]).resolve().parent / "configs")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        sys.exit(1)
     sys.argv[1:] = insert_override(args, f"hydra.job.name={config_name}")  # the log file is <config_name>.log
 
     @hydra.main(version_base="1.3", config_path=str(Path(sys.argv[0]).resolve().parent / "configs"),

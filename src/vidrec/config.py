@@ -1,5 +1,5 @@
 """How the configs compose: the schemas registered with Hydra's ConfigStore before any config is composed
-(``dataset/schema`` and ``data_schema`` from :mod:`vidrec.data.spec`, and ``model/schema``, the arguments of the
+(``schema/dataset`` and ``data_schema`` from :mod:`vidrec.data.spec`, and ``schema/model``, the arguments of the
 LightningModule every ``configs/model/*.yaml`` instantiates), so a misspelt key fails at composition with its
 name; and the experiment a bare ``python train.py`` runs."""
 
@@ -49,8 +49,10 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("vidrec.cwd", os.getcwd, replace=True)
 
     store = ConfigStore.instance()
-    store.store(group="dataset", name="schema", node=DatasetConfig)
-    store.store(group="model", name="schema", node=ModuleConfig)
+    # in a group of their own (``- /schema/model@_here_`` in each model config), so that --help does not offer
+    # them as a model or a dataset
+    store.store(group="schema", name="dataset", node=DatasetConfig)
+    store.store(group="schema", name="model", node=ModuleConfig)
     store.store(name="data_schema", node=DataConfig, package="data")
     _registered = True
 
@@ -137,3 +139,75 @@ def command_line(argv: Sequence[str], default_experiment: bool = False) -> list[
     train.py the default experiment (:func:`with_default_experiment`)."""
     args = quote_paths(argv)
     return with_default_experiment(args) if default_experiment else args
+
+
+def check_arguments(node: Any, group: str) -> None:
+    """A ``_target_`` node's keys must be arguments of its target (``optimizer.lrr`` of AdamW is refused at
+    start-up, with the closest valid names, instead of a TypeError when the optimizer is built)."""
+    import difflib
+    import inspect
+
+    from hydra.utils import get_method
+
+    keys = [k for k in (node or {}) if not str(k).startswith("_")]
+    if not keys or not (node or {}).get("_target_"):
+        return
+    target = get_method(str(node["_target_"]))
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [name for name in params if name not in ("self", "params", "optimizer")]
+    unknown = [k for k in keys if k not in params]
+    if unknown:
+        hints = [f"{group}.{k}" + (f" (did you mean {' or '.join(f'{group}.{c}' for c in close)}?)"
+                                   if (close := difflib.get_close_matches(k, valid, n=3, cutoff=0.5)) else "")
+                 for k in unknown]
+        raise ConfigError(f"unknown key {', '.join(hints)}: {node['_target_']} takes {', '.join(valid)}")
+
+
+def unknown_override(config_name: str, overrides: Sequence[str], configs: str | os.PathLike | None = None) -> str | None:
+    """The message for a command-line key the composed config lacks (``optimizer.lrr=0.1``), naming the closest
+    valid keys; None when the overrides compose (sweep values are checked by their first choice)."""
+    import difflib
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+
+    def first_choice(override: str) -> str:
+        key, sep, value = override.partition("=")
+        if sep and "," in value and not value.strip().startswith(("[", "{", "'", '"')):
+            value = value.split(",", 1)[0]
+        return f"{key}{sep}{value}"
+
+    plain = [first_choice(o) for o in overrides if "=" in o and not o.startswith("-") and not o.startswith("hydra")]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(config_dir(configs)), version_base="1.3"):
+            try:
+                compose(config_name, overrides=plain)
+                return None
+            except ConfigCompositionException as exc:
+                text = str(exc)
+                bad = next((o for o in plain if f"'{o.split('=', 1)[0].lstrip('+~')}'" in text), None)
+                if bad is None or not re.search(r"not in struct|Key .* not in", f"{text} {exc.__cause__}"):
+                    return None
+                key = bad.split("=", 1)[0].lstrip("+~")
+                parent, _, leaf = key.rpartition(".")
+                cfg = compose(config_name, overrides=[o for o in plain if o != bad])
+                node = OmegaConf.select(cfg, parent) if parent else cfg
+                valid = [str(k) for k in node] if hasattr(node, "keys") else []
+                close = difflib.get_close_matches(leaf, valid, n=3, cutoff=0.5)
+                where = f"{parent}." if parent else ""
+                if close:
+                    hint = f"did you mean {' or '.join(where + c for c in close)}?"
+                elif valid:
+                    hint = f"the keys of {parent or 'the config'}: {', '.join(valid)}"
+                else:
+                    hint = f"there is no {parent} here; choose its group first, e.g. {parent}=<name>"
+                return f"unknown key {key} ({hint}); python {config_name}.py --cfg job lists every key"
+    except Exception:  # the check itself cannot run: Hydra's own handling follows
+        return None
+    finally:
+        GlobalHydra.instance().clear()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import signal
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ import av
 from omegaconf import DictConfig
 
 from vidrec.data.layout import VIDEO_EXTENSIONS
+from vidrec.data.spec import describe_views
 from vidrec.data.stream import video_fps
 from vidrec.errors import ConfigError, VidrecError
 from vidrec.inference import InferenceModel, load_inference_model, pick_device
@@ -49,8 +52,8 @@ def check_upload(path: str | Path, max_mb: float) -> Path:
 def protocol_text(model: InferenceModel, result: dict[str, Any]) -> str:
     """The protocol line shown under the scores."""
     p = result["protocol"]
-    return (f"**{model.name}** from `{Path(model.source).name}` — {p['num_clips']} clips × {p['num_crops']} crops = "
-            f"{result['views']} views of {p['clip_frames']}×{p['sample_rate']} frames at {p['crop_size']} px, "
+    return (f"**{model.name}** from `{Path(model.source).name}` — "
+            f"{describe_views(p, result['views'], result['num_frames'])} at {p['crop_size']} px, "
             f"mean softmax over the views; {result['num_frames']} frames")
 
 
@@ -119,6 +122,19 @@ def serve(dcfg: DictConfig) -> None:
     demo = Demo(model, workdir, str(pick_device(str(dcfg.get("device", "auto")))), float(cfg.max_mb),
                 float(cfg.timeline_min_s), int(dcfg.get("topk", 5)))
     app = build_app(demo)
-    print(f"vidrec demo on http://{cfg.host}:{cfg.port} (files in {workdir})", flush=True)
-    app.launch(server_name=str(cfg.host), server_port=int(cfg.port), max_file_size=f"{int(cfg.max_mb)}mb",
-               share=False, quiet=True, show_error=True, footer_links=[])
+    print(f"vidrec demo on http://{cfg.host}:{cfg.port} (files in {workdir}, removed on exit)", flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the page as Ctrl-C does
+    try:
+        app.launch(server_name=str(cfg.host), server_port=int(cfg.port), max_file_size=f"{int(cfg.max_mb)}mb",
+                   share=False, quiet=True, show_error=True, footer_links=[])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        app.close()
+        shutil.rmtree(workdir, ignore_errors=True)  # users' uploads, timelines, caches
+        print(f"vidrec demo stopped; removed {workdir}", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -116,7 +116,7 @@ def test_stage(trainer: pl.Trainer, module: VideoClassifier, dm: VideoDataModule
     if not trainer.is_global_zero:
         return {}
     throughput = next((c.test_throughput for c in trainer.callbacks if isinstance(c, DataWait)), None)
-    results = write_eval_outputs(out, dm, module, weights, released, throughput)
+    results = write_eval_outputs(out, dm, module, weights, released, throughput, str(trainer.precision))
     write_skipped(out, module.skipped, dm.missing)
     return results
 
@@ -160,7 +160,8 @@ def skips_listed_on_failure(trainer: pl.Trainer, out: Path, module: VideoClassif
 
 
 def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, weights: str | None,
-                       released: Receipt | None = None, throughput: Mapping[str, float] | None = None) -> dict[str, Any]:
+                       released: Receipt | None = None, throughput: Mapping[str, float] | None = None,
+                       precision: str | None = None) -> dict[str, Any]:
     """Write the files of a video-level test from ``module.test_results``; return the results dict.
     ``throughput``: the test's views/s and data-wait share (:class:`~vidrec.callbacks.DataWait`)."""
     res, spec = module.test_results, dm.spec
@@ -178,7 +179,7 @@ def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, 
         "checkpoint": str(weights) if weights else None,
         "dataset": spec.dataset.name,
         "subset": spec.subset("test"),
-        "protocol": spec.protocol(),
+        "protocol": {**spec.protocol(), "precision": precision},
         "excluded_videos": len(getattr(dm, "excluded", {}).get("test", [])),  # data.exclude
         # what the figures were computed on: the split's videos present (of those listed officially, with
         # data.coverage) and those evaluated, missing on disk and skipped

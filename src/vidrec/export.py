@@ -1,5 +1,8 @@
 """Model export: ONNX or TorchScript with a fixed view shape ``(3, T, H, W)`` and a dynamic batch, plus a JSON
-sidecar (input shape, mean/std, class names, test protocol) that tells a deployment how to feed the model.
+sidecar (input shape, mean/std, class names, the test protocol down to the resize filter and crop positions) that
+tells a deployment how to feed the model. A whole-video protocol (``clip_selection: whole``) is exported to ONNX with
+a dynamic time axis as well, checked at other lengths than the traced one; ``examples/onnx_predict.py`` runs such a
+file on a video from its sidecar alone.
 
 ONNX goes through PyTorch's TorchScript-based exporter (``dynamo=False``, opset 17 by default): it is fast,
 supports a dynamic batch through ``dynamic_axes``, and opset 17 runs on every current onnxruntime and
@@ -32,14 +35,17 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 INPUT_NAME, OUTPUT_NAME = "video", "logits"
 
 
-def export_onnx(net: nn.Module, example: torch.Tensor, path: Path, opset: int = 17, dynamo: bool = False) -> None:
-    """Write ``net`` as ONNX with input ``video`` ``(batch, 3, T, H, W)`` and output ``logits`` ``(batch, C)``."""
+def export_onnx(net: nn.Module, example: torch.Tensor, path: Path, opset: int = 17, dynamo: bool = False,
+                dynamic_time: bool = False) -> None:
+    """Write ``net`` as ONNX with input ``video`` ``(batch, 3, T, H, W)`` and output ``logits`` ``(batch, C)``; the
+    batch is dynamic, and the time axis too with ``dynamic_time``."""
+    axes = {0: "batch", 2: "frames"} if dynamic_time else {0: "batch"}
     with warnings.catch_warnings():  # tracer warnings are expected for a fixed T, H, W
         warnings.simplefilter("ignore")
         if dynamo:
             program = torch.onnx.export(net, (example,), dynamo=True, opset_version=max(opset, 18),
                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},))
+                                        dynamic_shapes=({k: torch.export.Dim(v) for k, v in axes.items()},))
             tmp = path.with_name(f".{path.name}.tmp")
             program.save(str(tmp))
             os.replace(tmp, path)
@@ -47,7 +53,7 @@ def export_onnx(net: nn.Module, example: torch.Tensor, path: Path, opset: int = 
             with atomic_open(path, "wb") as handle:
                 torch.onnx.export(net, (example,), handle, dynamo=False, opset_version=opset,
                                   input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                  dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+                                  dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"}})
 
 
 def export_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -110,9 +116,10 @@ def export_model(model: InferenceModel, fmt: str, output: str | Path | None = No
     net = model.net.cpu().eval()
     shape = model.input_shape()
     example = torch.zeros(1, *shape)
+    dynamic_time = fmt == "onnx" and model.spec.dataset.test.clip_selection == "whole"
     try:
         if fmt == "onnx":
-            export_onnx(net, example, path, opset, dynamo)
+            export_onnx(net, example, path, opset, dynamo, dynamic_time)
         else:
             export_torchscript(net, example, path)
     except VidrecError:
@@ -124,8 +131,8 @@ def export_model(model: InferenceModel, fmt: str, output: str | Path | None = No
         "format": fmt,
         "model": model.name,
         "weights": model.source,
-        "input": {"name": INPUT_NAME, "shape": ["batch", *shape], "dtype": "float32", "layout": "NCTHW",
-                  "values": "RGB scaled to [0, 1], then (x - mean) / std per channel"},
+        "input": {"name": INPUT_NAME, "shape": ["batch", shape[0], "frames" if dynamic_time else shape[1], *shape[2:]],
+                  "dtype": "float32", "layout": "NCTHW", "values": "RGB scaled to [0, 1], then (x - mean) / std per channel"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)], "meaning": "logits; softmax, then mean over a video's views"},
         "mean": model.protocol()["mean"],
         "std": model.protocol()["std"],
@@ -137,6 +144,8 @@ def export_model(model: InferenceModel, fmt: str, output: str | Path | None = No
         sidecar["exporter"] = "dynamo" if dynamo else "torchscript"
     if verify:
         sidecar["max_abs_diff"] = _verify(net, path, fmt, shape)
+        if dynamic_time:
+            sidecar["frames_checked"] = _verify_time_axis(net, path, shape)
     atomic_write_json(path.with_name(path.name + ".json"), sidecar)
     return path, sidecar
 
@@ -151,6 +160,26 @@ def _verify(net: nn.Module, path: Path, fmt: str, shape: tuple[int, ...]) -> flo
     if diff > 1e-3:
         log.warning("%s differs from the PyTorch model by up to %.2e; check the exported model before use", path, diff)
     return diff
+
+
+#: Clip lengths a dynamic time axis is checked at, besides the traced one (odd and even, shorter and longer).
+CHECKED_LENGTHS = (0.5, 1.5)
+
+
+def _verify_time_axis(net: nn.Module, path: Path, shape: tuple[int, ...]) -> dict[str, float] | None:
+    """The exported file against PyTorch at other clip lengths than the traced one; a mismatch is an error (the
+    file would give wrong scores on videos of those lengths)."""
+    lengths = sorted({int(shape[1] * f) | 1 for f in CHECKED_LENGTHS})
+    try:
+        diffs = {str(t): max_difference(net, path, "onnx", (shape[0], t, *shape[2:])) for t in lengths}
+    except ImportError:
+        return None
+    worst = max(diffs.values())
+    if worst > 1e-3:
+        raise VidrecError(f"{path}: the exported time axis is not dynamic for this network (largest difference "
+                          f"{worst:.2e} at {diffs} frames); export a fixed clip with test.clip_selection=uniform")
+    log.info("%s: dynamic time axis checked at %s frames (largest difference %.2e)", path, lengths, worst)
+    return diffs
 
 
 def export_from_config(dcfg: DictConfig) -> dict[str, Any]:

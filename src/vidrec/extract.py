@@ -35,7 +35,7 @@ class Video:
     path: Path
 
 
-def is_frame_folder(path: Path) -> bool:
+def holds_frames(path: Path) -> bool:
     """A folder of extracted frames: it holds ``image_00001.jpg`` (or an ``n_frames`` file)."""
     return (path / FRAME_TEMPLATE.format(1)).is_file() or (path / N_FRAMES_FILE).is_file()
 
@@ -52,7 +52,7 @@ def folder_videos(folder: str | Path) -> list[Video]:
     def walk(directory: Path) -> None:
         for path in sorted(directory.iterdir()):
             if path.is_dir():
-                if is_frame_folder(path):
+                if holds_frames(path):
                     found.append(Video(path.relative_to(root).as_posix(), path))
                 else:
                     walk(path)

@@ -61,7 +61,7 @@ def clip_features(model: InferenceModel, clips: torch.Tensor, layer: str | None,
     """uint8 clips ``(N, C, T, H, W)`` → features ``(N, D)`` and logits ``(N, classes)``, ``batch`` clips at a time."""
     feats, logits = [], []
     net = model.net.to(device).eval()
-    with feature_tap(net, layer) as store, torch.inference_mode():
+    with feature_tap(net, layer) as store, torch.inference_mode(), model.autocast(device):
         for i in range(0, clips.shape[0], max(1, batch)):
             logits.append(net(model.network_input(clips[i : i + batch].to(device))).float().cpu())
             if "features" not in store:

@@ -28,6 +28,7 @@ from vidrec.errors import CheckpointError, ConfigError, DecodeError
 from vidrec.models import load_pretrained, model_info
 from vidrec.models.finetune import get_head
 from vidrec.models.weights.entries import CLASS_LISTS, get_weights
+from vidrec.precision import INFERENCE_PRECISION, inference_autocast
 from vidrec.protocol import apply_protocol, command_line_overrides, with_weights_arch
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ class InferenceModel:
     labels: list[str]
     spec: DataSpec
     source: str
+    precision: str = INFERENCE_PRECISION  # vidrec.precision: fp32 unless precision=bf16-mixed is asked for
+
+    def autocast(self, device: torch.device | str) -> Any:
+        """The numeric mode of this model's inference (:func:`vidrec.precision.inference_autocast`)."""
+        return inference_autocast(self.precision, device)
 
     @property
     def mean(self) -> tuple[float, ...]:
@@ -66,7 +72,7 @@ class InferenceModel:
     def protocol(self) -> dict[str, Any]:
         """The test protocol as plain data (for the output and the export sidecar)."""
         return {**self.spec.protocol(), "views_per_video": self.spec.views_per_video, "mean": list(self.mean),
-                "std": list(self.std)}
+                "std": list(self.std), "precision": self.precision}
 
     def input_shape(self) -> tuple[int, int, int, int]:
         """``(C, T, H, W)`` of one view."""
@@ -177,6 +183,8 @@ def load_inference_model(dcfg: DictConfig) -> InferenceModel:
             model_cfg = OmegaConf.to_container(OmegaConf.create(
                 {"model": model_cfg, "dataset": {"num_classes": num_classes}}), resolve=True)["model"]
         model = _from_model_group(model_cfg, labels, overrides)
+    model.precision = str(dcfg.get("precision") or INFERENCE_PRECISION)
+    inference_autocast(model.precision, "cpu")  # a wrong value fails here, before any video
     classes = get_head(model.net).out_features
     if classes != len(model.labels):
         raise ConfigError(f"{model.source}: the network predicts {classes} classes but {len(model.labels)} class names "

@@ -75,3 +75,23 @@ def resolve_precision(trainer_cfg: Mapping[str, Any], accelerator: str,
     if not ok:
         return "32-true", False, f"auto: fp32, the bf16 conv3d gradient self-check failed on this CPU ({native}; {ms:.0f} ms)"
     return "bf16-mixed", True, f"auto: {native}, bf16 conv3d gradient self-check passed in {ms:.0f} ms"
+
+
+#: What eval.py, predict.py, extract.py, timelines and the demo compute in unless asked otherwise: fp32, the
+#: precision the authors of every released checkpoint report their accuracy in (a bf16 test is a departure).
+INFERENCE_PRECISION = "32-true"
+INFERENCE_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+
+
+def inference_autocast(precision: str, device: torch.device | str) -> Any:
+    """The autocast context of an inference ``precision`` (:data:`INFERENCE_PRECISIONS`) on ``device``."""
+    import contextlib
+
+    from vidrec.errors import ConfigError
+
+    if precision not in INFERENCE_PRECISIONS:
+        raise ConfigError(f"precision={precision}: use one of {', '.join(INFERENCE_PRECISIONS)}")
+    if precision == "32-true":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+    return torch.autocast(torch.device(device).type, dtype=dtype)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from vidrec.data.spec import describe_views
 from vidrec.errors import DecodeError
 from vidrec.inference import InferenceModel, load_inference_model, pick_device, video_views
 from vidrec.scoring import video_scores
@@ -23,7 +24,7 @@ def predict_video(model: InferenceModel, video: str | Path, topk: int = 5, devic
     dev = pick_device(device)
     views, num_frames = video_views(model, video, decoder)
     net = model.net.to(dev).eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), model.autocast(dev):
         probs = video_scores(net, model.network_input(views[None].to(dev)), model.spec.dataset.test.views_per_batch,
                              progress)[0].cpu()
     k = min(int(topk), probs.numel())
@@ -45,8 +46,7 @@ def format_prediction(result: dict[str, Any]) -> str:
     p = result["protocol"]
     width = max(len(t["label"]) for t in result["top"])
     lines = [f"{result['video']} ({result['num_frames']} frames): {result['model']} from {result['weights']}",
-             f"{p['num_clips']} clips × {p['num_crops']} crops = {result['views']} views "
-             f"({p['clip_frames']}×{p['sample_rate']} frames, {p['crop_size']}px), mean softmax"]
+             f"{describe_views(p, result['views'], result['num_frames'])}, {p['crop_size']}px, mean softmax"]
     lines += [f"  {t['rank']}. {t['label']:<{width}}  {t['prob']:.4f}" for t in result["top"]]
     return "\n".join(lines)
 

@@ -100,6 +100,9 @@ def apply_protocol(dataset: Mapping[str, Any], pretrained_cfg: Mapping[str, Any]
         _set(out, dotted, value)
     applied = ", ".join(f"{k}={v}" for k, v in wanted.items() if k not in given)
     log.info("%s: input and protocol of the authors: %s", name, applied)
+    trained_at, crop = pretrained_cfg.get("train_crop"), _get(out, "train.crop_size")
+    if tuple(keys) == FINE_TUNING_KEYS and trained_at and crop and int(crop) != int(trained_at):
+        departures.append(f"train.crop_size={crop} (the weights were trained at {trained_at})")
     for departure in departures:
         log.warning("%s: %s departs from the authors' protocol; the result is not comparable with their figure",
                     name, departure)

@@ -26,8 +26,9 @@ from vidrec.checkpoint import (
     run_config,
 )
 from vidrec.compute import apply_scaling, describe_compute, resolve_compute, trainer_config
+from vidrec.config import check_arguments
 from vidrec.data.datamodule import VideoDataModule
-from vidrec.data.spec import DataSpec
+from vidrec.data.spec import DataSpec, describe_views
 from vidrec.errors import ConfigError
 from vidrec.evaluation import Receipt, skips_listed_on_failure, test_stage, write_skipped
 from vidrec.files import atomic_write_json
@@ -35,6 +36,7 @@ from vidrec.loggers import curves_of, plot_curves
 from vidrec.models import load_pretrained, model_info
 from vidrec.models.complexity import count_params, gmacs
 from vidrec.module import VideoClassifier
+from vidrec.precision import INFERENCE_PRECISION
 from vidrec.protocol import (
     FINE_TUNING_KEYS,
     apply_protocol,
@@ -62,6 +64,8 @@ def build_datamodule(cfg: dict[str, Any]) -> VideoDataModule:
 def build_module(cfg: dict[str, Any], spec: DataSpec) -> VideoClassifier:
     """The LightningModule of ``cfg.model`` (its ``_target_``, with ``net`` built first), given the optimizer and
     scheduler partials, the test chunk size and the skip policy from the other groups."""
+    for group in ("optimizer", "scheduler"):
+        check_arguments(cfg.get(group), group)
     model = dict(cfg["model"])
     target = hydra.utils.get_class(model.pop("_target_"))
     model["net"] = cfg["model"]["net"] = with_weights_arch(model["net"], model.get("pretrained"), command_line_overrides())
@@ -147,7 +151,8 @@ def train(dcfg: DictConfig) -> dict[str, float]:
         if not tested:
             write_skipped(out, module.skipped, dm.missing)
         _draw_curves(trainer, out)
-        _finish(out, metrics, dm.spec)
+        _finish(out, metrics, dm.spec, {"val": f"epoch {trainer.current_epoch - 1}, the last",
+                                        "test": Path(best).name if tested and best else None})
     wandb_utils.log_run_end(trainer, cfg, module.model, out, metrics)
     wandb_utils.finish(trainer)
     return metrics
@@ -171,19 +176,23 @@ def resume_command(out: Path) -> str:
     return " ".join(["python train.py", *map(shlex.quote, kept), "ckpt_path=last", shlex.quote(f"hydra.run.dir={out}")])
 
 
-def _finish(out: Path, metrics: dict[str, float], spec: DataSpec) -> None:
-    """Write metrics.json (with what each level means) and print the final line."""
+def _finish(out: Path, metrics: dict[str, float], spec: DataSpec, sources: dict[str, str | None]) -> None:
+    """Write metrics.json (with what each level means and which weights each comes from) and print the final
+    lines once (the log file gets them too)."""
     levels = {
         "train": "clip-level (1 random clip per video, augmented)",
         "val": "clip-level (1 centre clip × 1 centre crop per video)",
-        "test": f"video-level (mean softmax over {spec.dataset.test.num_clips} clips × {spec.dataset.test.num_crops} crops)",
+        "test": f"video-level (mean softmax over {describe_views(spec.protocol())})",
     }
-    atomic_write_json(out / "metrics.json", {**metrics, "_levels": levels})
+    atomic_write_json(out / "metrics.json", {**metrics, "_levels": levels, "_weights": sources})
     shown = {k: metrics[k] for k in ("val/top1", "val/top5", "test/top1", "test/top5", "test/mean_class_acc") if k in metrics}
     text = " | ".join(f"{k} {v:.4f}" for k, v in shown.items())
-    log.info("%s  (val = clip-level, test = video-level)", text)
-    log.info("run dir: %s  (metrics in %s)", out, out / "metrics.json")
-    print(f"\n{text}\nrun dir: {out}\nmetrics: {out / 'metrics.json'}", flush=True)
+    where = "; ".join(f"{level} = {levels[level].split(' (')[0]}" + (f", {sources[level]}" if sources.get(level) else "")
+                      for level in ("val", "test") if any(k.startswith(level) for k in shown))
+    lines = [f"{text}  ({where})", f"run dir: {out}", f"metrics: {out / 'metrics.json'}"]
+    for line in lines:
+        log.info("%s", line, extra={"file_only": True})
+    print("\n" + "\n".join(lines), flush=True)
 
 
 def _check_optional_choice(group: str) -> None:
@@ -225,8 +234,8 @@ def eval_config(ecfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg["dataset"].setdefault("test", {}).update({k: v for k, v in ecfg["test"].items() if v is not None})
     cfg.setdefault("data", {}).update({k: v for k, v in ecfg["data"].items() if v is not None})
     trainer = {**ecfg["trainer"]}
-    if not _on_command_line("trainer.precision"):  # the numbers of the run's own test stage
-        trainer["precision"] = (cfg.get("trainer") or {}).get("precision", trainer.get("precision"))
+    if not _on_command_line("trainer.precision"):  # one policy for every inference command: fp32 unless asked
+        trainer["precision"] = INFERENCE_PRECISION
     cfg["trainer"], cfg["paths"], cfg["ckpt_path"] = trainer, ecfg["paths"], ckpt_path
     cfg["model"]["pretrained"] = None  # the checkpoint holds the weights
     cfg["logger"], cfg["callbacks"] = {}, {}
@@ -247,6 +256,7 @@ def evaluate(dcfg: DictConfig) -> dict[str, Any]:
                     ecfg["model"]["net"]["name"])
     cfg, ckpt = eval_config(ecfg)
     out, path = Path(cfg["paths"]["output_dir"]), cfg["ckpt_path"]
+    log.info("scoring %s", path)
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
     dm = build_datamodule(cfg)
     dm.prepare_data()
@@ -259,7 +269,7 @@ def evaluate(dcfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg, with_callbacks=False)
     results = test_stage(trainer, module, dm, out, path)
     if trainer.is_global_zero:
-        _finish(out, {f"test/{k}": results[k] for k in TEST_METRICS}, dm.spec)
+        _finish(out, {f"test/{k}": results[k] for k in TEST_METRICS}, dm.spec, {"test": str(path)})
     return results
 
 
@@ -274,7 +284,10 @@ def evaluate_released(ecfg: dict[str, Any]) -> dict[str, Any]:
                           "dataset=kinetics)")
     dataset = copy.deepcopy(ecfg["dataset"])
     dataset.setdefault("test", {}).update({k: v for k, v in ecfg["test"].items() if v is not None})
-    cfg = {**{k: ecfg[k] for k in ("seed", "trainer", "paths")}, "dataset": dataset,
+    trainer = {**ecfg["trainer"]}
+    if not _on_command_line("trainer.precision"):
+        trainer["precision"] = INFERENCE_PRECISION
+    cfg = {**{k: ecfg[k] for k in ("seed", "paths")}, "trainer": trainer, "dataset": dataset,
            "data": {k: v for k, v in ecfg["data"].items() if v is not None},
            "model": {**model_cfg, "pretrained": None}, "logger": {}, "callbacks": {}}
     cfg["model"]["net"] = with_weights_arch(cfg["model"]["net"], pretrained, command_line_overrides())
@@ -293,5 +306,5 @@ def evaluate_released(ecfg: dict[str, Any]) -> dict[str, Any]:
     trainer = build_trainer(cfg, with_callbacks=False)
     results = test_stage(trainer, module, dm, out, pretrained, released=Receipt(pretrained, report.entry, departures))
     if trainer.is_global_zero:
-        _finish(out, {f"test/{k}": results[k] for k in TEST_METRICS}, dm.spec)
+        _finish(out, {f"test/{k}": results[k] for k in TEST_METRICS}, dm.spec, {"test": str(pretrained)})
     return results

@@ -8,6 +8,7 @@ import csv
 import io
 import logging
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,26 @@ class Timeline:
         return [(self.labels[int(j)], float(q)) for q, j in zip(p, idx)]
 
     def times(self, i: int) -> tuple[float, float]:
+        """Start and end (s) of the frames window ``i`` covers (consecutive windows overlap)."""
         start = self.starts[i]
         return start / self.fps, min(start + self.window, self.num_frames) / self.fps
+
+    def centre(self, i: int) -> float:
+        """The time (s) window ``i`` stands for: its centre, where the plot's lines put its score."""
+        return (self.starts[i] + min(self.window, self.num_frames - self.starts[i]) / 2) / self.fps
+
+    def cell(self, i: int) -> tuple[float, float]:
+        """The stretch of time (s) window ``i`` is the nearest window for: from the midpoint with the previous
+        window's centre to the midpoint with the next one's (the first from 0, the last to the video's end). The
+        cells tile the video without overlap; the top-1 band, the printed segments and the labelled MP4 use them."""
+        last = len(self.starts) - 1
+        t0 = 0.0 if i == 0 else (self.centre(i - 1) + self.centre(i)) / 2
+        t1 = self.num_frames / self.fps if i == last else (self.centre(i) + self.centre(i + 1)) / 2
+        return t0, t1
+
+    def window_at(self, t: float) -> int:
+        """The window whose cell holds time ``t`` (s): the one with the nearest centre."""
+        return int(np.abs(np.array([self.centre(i) for i in range(len(self.starts))]) - t).argmin())
 
 
 def video_timeline(model: InferenceModel, path: str | Path, window: int | None = None, stride: int | None = None,
@@ -94,7 +113,7 @@ def plot(timeline: Timeline, path: Path, title: str, n: int = 5) -> None:
     import matplotlib.pyplot as plt
 
     classes = top_classes(timeline, n)
-    mids = [(a + b) / 2 for a, b in (timeline.times(i) for i in range(len(timeline.starts)))]
+    mids = [timeline.centre(i) for i in range(len(timeline.starts))]
     fig, (ax, band) = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True, gridspec_kw={"height_ratios": [5, 1]})
     colours = plt.get_cmap("tab10")
     for j, c in enumerate(classes):
@@ -107,7 +126,7 @@ def plot(timeline: Timeline, path: Path, title: str, n: int = 5) -> None:
     winners = timeline.probs.argmax(1).tolist()
     colour_of = {c: colours(j) for j, c in enumerate(classes)}
     for i, c in enumerate(winners):
-        t0, t1 = timeline.times(i)
+        t0, t1 = timeline.cell(i)
         band.axvspan(t0, t1, color=colour_of.get(c, (0.8, 0.8, 0.8)), lw=0)
     band.set_yticks([])
     band.set_ylabel("top-1", rotation=0, ha="right", va="center")
@@ -135,7 +154,6 @@ def write_overlay_video(timeline: Timeline, source: str | Path, path: Path, k: i
 
     if not timeline.starts:
         raise ConfigError(f"{source}: no windows to draw")
-    centres = np.array([s + timeline.window / 2 for s in timeline.starts])
     tmp = path.with_name(f".{path.name}.partial.mp4")
     font = None
     try:
@@ -144,11 +162,11 @@ def write_overlay_video(timeline: Timeline, source: str | Path, path: Path, k: i
             for i, frame in enumerate(iter_frames(source)):
                 h, w = frame.shape[:2]
                 if stream is None:
-                    stream = out.add_stream("libx264", rate=round(timeline.fps) or 25)
+                    stream = out.add_stream("libx264", rate=Fraction(timeline.fps).limit_denominator(100_000))
                     stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
                     stream.options = {"crf": "23", "preset": "veryfast"}
                     font = _font(max(10, h // 18))
-                j = int(np.abs(centres - i).argmin())
+                j = timeline.window_at((i + 0.5) / timeline.fps)  # the window whose cell holds the frame
                 image = Image.fromarray(frame[: stream.height, : stream.width])
                 draw = ImageDraw.Draw(image)
                 lines = [f"{label} {score:.2f}" for label, score in timeline.top(j, k)]
@@ -185,10 +203,11 @@ def timeline_outputs(model: InferenceModel, video: str | Path, out_dir: Path, wi
 
 
 def segments(timeline: Timeline) -> list[dict[str, Any]]:
-    """Runs of consecutive windows with the same top-1 class: label, start and end time (s)."""
+    """Runs of consecutive windows with the same top-1 class: label, start and end time (s) of their cells
+    (:meth:`Timeline.cell`), so consecutive segments meet without overlapping."""
     runs: list[dict[str, Any]] = []
     for i, c in enumerate(timeline.probs.argmax(1).tolist()):
-        t0, t1 = timeline.times(i)
+        t0, t1 = timeline.cell(i)
         if runs and runs[-1]["label"] == timeline.labels[c]:
             runs[-1]["end_s"] = round(t1, 3)
         else:

@@ -108,11 +108,29 @@ def check_dataset(annotation_path: str | os.PathLike, root: str | os.PathLike, s
     return _check(load_annotation(annotation_path), Location(str(root), source, path_format, video_ext), count_frames)
 
 
+def label_folder_mismatch(annotation: Annotation, location: Location) -> str | None:
+    """Why every video of some classes is missing when the class folders spell the labels otherwise (``air_drumming``
+    on disk for the label ``air drumming``); None when the folders match or the layout has no label folder."""
+    if not location.path_format.startswith("{label}/") or not Path(location.root).is_dir():
+        return None
+    folders = {p.name for p in Path(location.root).iterdir() if p.is_dir()}
+    spelt = [(label, label.replace(" ", "_")) for label in annotation.labels
+             if label not in folders and label.replace(" ", "_") in folders and " " in label]
+    if not spelt:
+        return None
+    label, folder = spelt[0]
+    return (f"{len(spelt)} labels have spaces where their class folders under {location.root} have underscores "
+            f"(label {label!r}, folder {folder!r}), so their videos count as missing; rename the folders to the labels "
+            f"(the official CSV names, as preprocess/video_jpg_kinetics.py writes them), e.g. in bash: "
+            f'for d in *_*/; do mv "$d" "${{d//_/ }}"; done')
+
+
 def _check(annotation: Annotation, location: Location, count_frames: bool = False) -> dict[str, Any]:
     subsets = _count(annotation, location, count_frames)
+    mismatch = label_folder_mismatch(annotation, location) if any(s["missing"] for s in subsets.values()) else None
     return {"annotation": str(annotation.path), "root": location.root, "source": location.source,
             "path_format": location.path_format, "video_ext": location.video_ext,
-            "num_labels": annotation.num_classes, "subsets": subsets,
+            "num_labels": annotation.num_classes, "subsets": subsets, "problems": [mismatch] if mismatch else [],
             "complete": all(s["missing"] == s["segment_mismatch"] == s["truncated"] == s["unreadable"] == 0
                             for s in subsets.values())}
 
@@ -188,7 +206,7 @@ def check_config(cfg: Any, count_frames: bool = False) -> dict[str, Any]:
     result = _check(annotation, location, count_frames)
     result.update(dataset=spec.dataset.name, num_classes=spec.dataset.num_classes, data=dataclasses.asdict(spec.data),
                   stages={stage: spec.subset(stage) for stage in STAGES},
-                  problems=spec.annotation_problems(annotation) + _stage_problems(spec, result))
+                  problems=result["problems"] + spec.annotation_problems(annotation) + _stage_problems(spec, result))
     return result
 
 

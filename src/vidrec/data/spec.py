@@ -21,9 +21,36 @@ from vidrec.data.layout import DEFAULT_PATH_FORMAT, FRAME_TEMPLATE, entry_relpat
 from vidrec.data.sampling import CLIP_SELECTIONS
 from vidrec.errors import ConfigError
 
+#: How the test pipeline resizes and crops frames, in words (vidrec.data.transforms implements it); every recorded
+#: protocol (results.json, predictions, export sidecars) carries them, so that another program can reproduce a view.
+RESIZE_FILTERS = {
+    "scale": "bilinear, antialiased when shrinking, align_corners=False, on uint8 RGB frames (torch.nn.functional."
+             "interpolate on channels-last uint8, rounding to the nearest level); long side = round(long * scale / short)",
+    "resize": "bilinear, no antialias, align_corners=False, on float frames, then rounded to uint8",
+}
+CROP_POSITIONS = {
+    1: "centre: top = round((H - crop) / 2), left = round((W - crop) / 2), halves rounded to even",
+    3: "start, centre, end of the long side L: offsets 0, (L - crop) // 2, L - crop; the short side S at (S - crop) // 2",
+    10: "corners and centre at (left, top) = (0, 0), (4a, 0), (0, 4b), (4a, 4b), (2a, 2b) with a = (W - crop) // 4, "
+        "b = (H - crop) // 4, each followed by its horizontal flip (mmaction2 TenCrop)",
+}
 SOURCES = ("frames", "video")
 STAGES = ("train", "val", "test")
 DECODERS = ("auto", "pyav", "cuvid", "decord")
+
+
+def describe_views(protocol: dict[str, Any], views: int | None = None, num_frames: int | None = None) -> str:
+    """A recorded protocol (:meth:`DataSpec.protocol`) in words: ``10 clips × 3 crops = 30 views of 16×4 frames``,
+    or ``whole video (250 frames) × 1 crop``; ``views`` and ``num_frames`` are a scored video's, when known."""
+    crops = f"{protocol['num_crops']} crop{'s' * (protocol['num_crops'] != 1)}"
+    selection = protocol["clip_selection"]
+    if selection == "whole":
+        length = f" ({num_frames} frames" + (f", 1 in {protocol['sample_rate']}" if protocol["sample_rate"] > 1 else "")
+        return f"whole video{length + ')' if num_frames else ''} × {crops}"
+    clips = (f"every {protocol['clip_stride'] or 'clip span'} frames" if selection == "stride"
+             else f"{protocol['num_clips']} {'segment samplings' if selection == 'segments' else 'clips'}")
+    total = f" = {views} views" if views else ""
+    return f"{clips} × {crops}{total} of {protocol['clip_frames']}×{protocol['sample_rate']} frames"
 
 
 # ------------------------------------------------------------------ the schema (configs/dataset/*.yaml)
@@ -287,6 +314,8 @@ class DataSpec:
             "scale": None if d.test.resize else self.test_scale,
             "resize": list(d.test.resize) if d.test.resize else None,
             "crop_size": self.test_crop_size,
+            "resize_filter": RESIZE_FILTERS["resize" if d.test.resize else "scale"],
+            "crop_positions": CROP_POSITIONS.get(d.test.num_crops),
             "fully_conv": d.test.fully_conv,
             "aggregation": "mean of softmax over all views",
         }

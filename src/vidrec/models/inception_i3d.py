@@ -46,6 +46,31 @@ class SamePad(nn.Module):
         return F.pad(x, pads)
 
 
+class _SameUpperConv(torch.autograd.Function):
+    """A SAME-padded conv or max pool whose ONNX form is the operator with ``auto_pad="SAME_UPPER"`` (TensorFlow's
+    SAME: the extra padding after), so an exported graph pads for whatever clip length it is given; in PyTorch it
+    is :class:`SamePad` followed by the op."""
+
+    @staticmethod
+    def forward(ctx, x, weight, kernel, stride, pool):  # noqa: ANN001, ANN205
+        x = SamePad(kernel, stride)(x)
+        return F.max_pool3d(x, kernel, stride) if pool else F.conv3d(x, weight, None, stride)
+
+    @staticmethod
+    def symbolic(g, x, weight, kernel, stride, pool):  # noqa: ANN001, ANN205
+        if pool:
+            return g.op("MaxPool", x, kernel_shape_i=list(kernel), strides_i=list(stride), auto_pad_s="SAME_UPPER")
+        return g.op("Conv", x, weight, kernel_shape_i=list(kernel), strides_i=list(stride), auto_pad_s="SAME_UPPER")
+
+
+def same_op(x: torch.Tensor, weight: torch.Tensor | None, kernel: Triple, stride: Triple) -> torch.Tensor:
+    """SAME-padded conv (``weight`` given) or max pool; exported to ONNX with ``auto_pad`` (any clip length)."""
+    if torch.onnx.is_in_onnx_export():
+        return _SameUpperConv.apply(x, weight, kernel, stride, weight is None)
+    x = SamePad(kernel, stride)(x)
+    return F.max_pool3d(x, kernel, stride) if weight is None else F.conv3d(x, weight, None, stride)
+
+
 class ScalelessBatchNorm3d(nn.BatchNorm3d):
     """BatchNorm with a fixed (non-trained) scale: Sonnet's ``BatchNorm(scale=False)``, eps 1e-3.
 
@@ -65,19 +90,22 @@ class Unit3D(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel: int | Triple = 1,
                  stride: int | Triple = 1) -> None:
         super().__init__()
-        self.pad = SamePad(kernel, stride)
         self.conv3d = nn.Conv3d(in_channels, out_channels, triple(kernel), triple(stride), bias=False)
         self.bn = ScalelessBatchNorm3d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv3d(self.pad(x))))
+        return F.relu(self.bn(same_op(x, self.conv3d.weight, self.conv3d.kernel_size, self.conv3d.stride)))
 
 
-class SameMaxPool3d(nn.Sequential):
+class SameMaxPool3d(nn.Module):
     """Max pool with TensorFlow "SAME" padding."""
 
     def __init__(self, kernel: int | Triple, stride: int | Triple) -> None:
-        super().__init__(SamePad(kernel, stride), nn.MaxPool3d(triple(kernel), triple(stride)))
+        super().__init__()
+        self.kernel, self.stride = triple(kernel), triple(stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return same_op(x, None, self.kernel, self.stride)
 
 
 class InceptionModule(nn.Module):

