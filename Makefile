@@ -72,6 +72,7 @@ lint: setup
 
 models: setup
 	$(PY) -m vidrec.models.summary --out docs/models.md
+	$(PY) -m vidrec.weights list --out docs/models.md > /dev/null
 
 clean:
 	rm -rf $(VENV) $(TV_VENV) .pytest_cache .ruff_cache

@@ -150,7 +150,8 @@ def _sha256(path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Released checkpoints vidrec knows: their protocols and files.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every entry as a table")
+    list_p = sub.add_parser("list", help="every entry as a table")
+    list_p.add_argument("--out", help="also put the table into this Markdown page, between its weights-table markers")
     show_p = sub.add_parser("show", help="one entry, with the authors' file and line of each setting")
     show_p.add_argument("name")
     get_p = sub.add_parser("download", help="fetch an entry's file into the cache")
@@ -161,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             print(table())
+            if args.out:
+                from vidrec.models.summary import write_table
+
+                write_table(Path(args.out), table() + "\n", "<!-- weights-table -->", "<!-- /weights-table -->")
         elif args.command == "show":
             print(show(args.name))
         else:

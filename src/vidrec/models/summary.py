@@ -32,13 +32,13 @@ def table() -> str:
 BEGIN, END = "<!-- model-table -->", "<!-- /model-table -->"
 
 
-def write_table(path: Path, text: str) -> None:
-    """Replace the part of ``path`` between :data:`BEGIN` and :data:`END` with ``text`` (atomically)."""
+def write_table(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the part of ``path`` between the markers ``begin`` and ``end`` with ``text`` (atomically)."""
     page = path.read_text()
-    if BEGIN not in page or END not in page:
-        raise SystemExit(f"{path}: no {BEGIN} ... {END} markers; add them where the table goes")
-    head, rest = page.split(BEGIN, 1)
-    atomic_write_text(path, f"{head}{BEGIN}\n{text}{END}{rest.split(END, 1)[1]}")
+    if begin not in page or end not in page:
+        raise SystemExit(f"{path}: no {begin} ... {end} markers; add them where the table goes")
+    head, rest = page.split(begin, 1)
+    atomic_write_text(path, f"{head}{begin}\n{text}{end}{rest.split(end, 1)[1]}")
 
 
 def main(argv: list[str] | None = None) -> None:
