@@ -8,12 +8,24 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vidrec.data.spec import DataConfig, DatasetConfig
 from vidrec.errors import ConfigError
+
+
+@dataclass
+class MixupConfig:
+    """``model.mixup``: batch-level mixup / cutmix with soft targets (vidrec.mixup.Mixup; defaults PySlowFast's)."""
+
+    enabled: bool = False
+    alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+    prob: float = 1.0
+    switch_prob: float = 0.5
+    label_smoothing: float = 0.1
 
 
 @dataclass
@@ -30,6 +42,9 @@ class ModuleConfig:
     label_smoothing: float = 0.0
     channels_last: bool = False  # channels_last_3d weights and clips (GPU + mixed precision)
     compile: Any = False  # true, or torch.compile arguments ({mode: max-autotune}); checkpoints keep plain keys
+    mixup: MixupConfig = field(default_factory=MixupConfig)
+    layer_decay: float = 1.0  # layer-wise lr decay (VideoMAE fine-tuning: 0.75); models name their layers (vidrec.optim)
+    no_weight_decay: bool = False  # true: no weight decay on 1-D parameters, biases, position/class embeddings
 
 
 _registered = False

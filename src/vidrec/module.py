@@ -24,10 +24,12 @@ from torchmetrics.classification import MulticlassAccuracy
 from vidrec.checkpoint import check_model_fits, model_state
 from vidrec.data.transforms import normalize_cthw
 from vidrec.errors import ConfigError, DataError
+from vidrec.mixup import Mixup, mixup_accuracy_inputs, soft_target_cross_entropy, step_rng
 from vidrec.models import load_pretrained
 from vidrec.models.finetune import backbone_parameters, get_head, head_parameters
 from vidrec.models.finetune import freeze as freeze_layers
 from vidrec.models.speed import apply_speed_options
+from vidrec.optim import NO_WEIGHT_DECAY, param_groups
 from vidrec.scoring import MeanClassAccuracy, dedupe_videos, top_k, video_metrics, video_scores
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,9 @@ class VideoClassifier(pl.LightningModule):
         views_per_batch: int = 30,
         max_skip_ratio: float = 0.1,
         fully_conv_test: bool = False,
+        mixup: Mapping[str, Any] | None = None,
+        layer_decay: float = 1.0,
+        no_weight_decay: bool = False,
         config: Mapping[str, Any] | None = None,
     ):
         super().__init__()
@@ -88,6 +93,8 @@ class VideoClassifier(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        options = dict(mixup or {})
+        self.mixup = Mixup(self.num_classes, **options) if options.pop("enabled", False) else None
         self.train_metrics = accuracy_metrics(self.num_classes, "train/")
         self.val_metrics = accuracy_metrics(self.num_classes, "val/")
         self.skipped: dict[str, list[tuple[int, str, str]]] = {"train": [], "val": [], "test": []}
@@ -159,9 +166,17 @@ class VideoClassifier(pl.LightningModule):
         self._note_skips("train", batch)
         if "video" not in batch:
             return None
-        logits = self(batch["video"])
-        loss = self.criterion(logits, batch["label"])
-        self.train_metrics.update(logits.detach(), batch["label"])
+        if self.mixup is not None:  # soft targets; accuracy against the dominant label (vidrec.mixup)
+            seed = int((self.hparams.config or {}).get("seed", 0))
+            mixed = self.mixup(batch["video"], batch["label"], step_rng(seed, self.current_epoch, batch_idx,
+                                                                         self.global_rank))
+            logits = self(mixed.video)
+            loss = soft_target_cross_entropy(logits, mixed.targets)
+            self.train_metrics.update(*mixup_accuracy_inputs(logits, mixed.targets, self.mixup.label_smoothing))
+        else:
+            logits = self(batch["video"])
+            loss = self.criterion(logits, batch["label"])
+            self.train_metrics.update(logits.detach(), batch["label"])
         # synced: the loss of the global batch (mean over ranks), the same figure on 1 and on N processes
         self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["label"]))
         return loss
@@ -258,7 +273,15 @@ class VideoClassifier(pl.LightningModule):
         if self.optimizer_factory is None:
             raise RuntimeError("VideoClassifier needs an optimizer partial to train")
         mult = float(self.hparams.head_lr_mult)
-        if mult != 1.0:
+        if float(self.hparams.layer_decay) != 1.0 or self.hparams.no_weight_decay:
+            keywords = getattr(self.optimizer_factory, "keywords", {})
+            if keywords.get("lr") is None:
+                raise ConfigError("model.layer_decay / model.no_weight_decay need optimizer.lr to be set")
+            groups = param_groups(self.model, float(keywords["lr"]), float(keywords.get("weight_decay", 0.0)),
+                                  float(self.hparams.layer_decay), NO_WEIGHT_DECAY if self.hparams.no_weight_decay else (),
+                                  mult, decay_1d=not self.hparams.no_weight_decay)
+            optimizer = self.optimizer_factory(groups)
+        elif mult != 1.0:
             base = self.optimizer_factory.keywords.get("lr") if hasattr(self.optimizer_factory, "keywords") else None
             if base is None:
                 raise RuntimeError("model.head_lr_mult needs optimizer.lr to be set")

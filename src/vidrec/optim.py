@@ -95,7 +95,7 @@ def vit_layer_id(name: str, num_layers: int) -> int:
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0,
                  no_weight_decay: Sequence[str] = NO_WEIGHT_DECAY, head_lr_mult: float = 1.0,
-                 head: str = "fc") -> list[dict]:
+                 head: str = "fc", decay_1d: bool = False) -> list[dict]:
     """Optimizer parameter groups of ``model``'s trainable parameters, each with its own ``lr`` and
     ``weight_decay`` (schedulers then scale every group's lr alike).
 
@@ -108,6 +108,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: 
       optim_factory.py:38-46;
       the authors use 0.75). ``layer_id`` comes from ``model.layer_id(name)`` (an int in [0, L + 1]) when the model
       defines it (hierarchical models: MViT, Swin), else :func:`vit_layer_id`.
+    - ``decay_1d=True`` keeps weight decay on 1-D parameters too (only the layer-wise lr is wanted).
     - ``head_lr_mult`` multiplies the lr of the classifier (``head``, ``fc`` by convention) as ``model.head_lr_mult``.
 
     Each group also holds ``lr_scale`` (its lr / ``lr``) and a ``name`` such as ``layer_3_no_decay``.
@@ -121,7 +122,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: 
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        no_decay = p.ndim <= 1 or name.endswith(".bias") or _named(name, tuple(skip))
+        no_decay = (not decay_1d and (p.ndim <= 1 or name.endswith(".bias"))) or _named(name, tuple(skip))
         scale = 1.0
         key = "no_decay" if no_decay else "decay"
         if decay_layers:

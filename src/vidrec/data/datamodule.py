@@ -140,7 +140,8 @@ class VideoDataModule(pl.LightningDataModule):
         trainer = self.trainer
         loader = self.spec.dataset.loader
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler = ShardedSampler(len(dataset), shuffle, self.seed, replicas, rank, drop_last=False)
+        repeats = self.spec.dataset.train.repeats if mode == "train" else 1  # repeated augmentation
+        sampler = ShardedSampler(len(dataset), shuffle, self.seed, replicas, rank, drop_last=False, repeats=repeats)
         if mode == "train" and trainer is not None:
             # Lightning starts the loader's iterator (and its workers' prefetch) before it calls set_epoch; on
             # resume that would draw the first epoch's order: start at the epoch Lightning is about to run

@@ -72,12 +72,33 @@ class ClipConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Clip-consistent training augmentation (vidrec.data.augment.ClipAugment); ``crop: null`` keeps the short-side
+    jitter + random crop of ``train.scale``."""
+
+    crop: str | None = None  # null | random_resized (relative area scale, aspect ratio) | multi_scale (TSN)
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random_resized: area relative to the frame
+    ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333])  # random_resized: aspect range (log-uniform)
+    multi_scales: list[float] = field(default_factory=lambda: [1.0, 0.875, 0.75, 0.66])  # multi_scale: TSN's
+    max_distort: int = 1
+    short_side: int | None = None  # resize the short side first (TSN's 256 before its multi-scale crop)
+    rand_augment: str | None = None  # timm's grammar, e.g. rand-m7-n4-mstd0.5-inc1
+    interpolation: str = "bicubic"
+    color_jitter: list[float] | None = None  # [brightness, contrast, saturation, hue]
+    erase_prob: float = 0.0  # random erasing (one rectangle on every frame of a clip)
+    erase_mode: str = "pixel"
+    erase_count: int = 1
+
+
+@dataclass
 class TrainConfig:
     subset: str = "training"
     crop_size: int = 112
     scale: list[int] | None = None  # short side jittered in [low, high]; default [crop, 1.25 × crop]
     flip: bool = True
     flip_label_map: dict[str, str] = field(default_factory=dict)  # a horizontal flip swaps these classes
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    repeats: int = 1  # repeated augmentation: each video k times per epoch, differently augmented
 
 
 @dataclass
@@ -265,6 +286,7 @@ class DataSpec:
             (d.test.num_clips > 0, f"dataset.test.num_clips={d.test.num_clips} must be positive"),
             (d.test.clip_selection in CLIP_SELECTIONS,
              f"dataset.test.clip_selection={d.test.clip_selection}: use one of {', '.join(CLIP_SELECTIONS)}"),
+            (d.train.repeats >= 1, f"dataset.train.repeats={d.train.repeats} must be 1 or more"),
             (d.clip.sampling in CLIP_SAMPLINGS,
              f"dataset.clip.sampling={d.clip.sampling}: use one of {', '.join(CLIP_SAMPLINGS)}"),
             (d.test.clip_selection in FIXED_VIEW_SELECTIONS or d.test.batch_size == 1,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vidrec.data.augment import ClipAugment
 from vidrec.data.spec import DataSpec
 from vidrec.errors import ConfigError
 
@@ -177,14 +178,22 @@ class ClipTransform:
     test_crop_size: int | None = None
     num_crops: int = 1
     test_resize: tuple[int, int] | None = None  # a fixed H × W instead of the short side test_scale
+    augment: ClipAugment | None = None  # RandAugment, relative crops, colour jitter, erasing (replaces the jitter)
 
     @classmethod
     def from_spec(cls, spec: DataSpec, mean: Sequence[float], std: Sequence[float]) -> ClipTransform:
         """The train and test transforms of a dataset spec, normalising with ``mean``/``std``."""
+        a = spec.dataset.train.augment
+        augment = None
+        if a.crop:
+            augment = ClipAugment(tuple(mean), tuple(std), a.crop, tuple(a.scale), tuple(a.ratio), tuple(a.multi_scales),
+                                  a.max_distort, a.short_side, a.rand_augment, a.interpolation,
+                                  tuple(a.color_jitter) if a.color_jitter else None, a.erase_prob, a.erase_mode,
+                                  a.erase_count)
         return cls(mean=tuple(mean), std=tuple(std), crop_size=spec.dataset.train.crop_size,
                    scale_range=spec.train_scale, test_scale=spec.test_scale, test_crop_size=spec.test_crop_size,
                    num_crops=spec.dataset.test.num_crops,
-                   test_resize=tuple(spec.dataset.test.resize) if spec.dataset.test.resize else None)
+                   test_resize=tuple(spec.dataset.test.resize) if spec.dataset.test.resize else None, augment=augment)
 
     @staticmethod
     def _resize(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -193,6 +202,9 @@ class ClipTransform:
         return resize_short_side_uint8(clip, size) if clip.dtype == torch.uint8 else resize_short_side(clip, size)
 
     def _train_crop(self, frames: torch.Tensor, flip: bool, generator: torch.Generator | None) -> torch.Tensor:
+        if self.augment is not None:
+            clip = self.augment(to_tchw(frames), self.crop_size, generator)
+            return clip.flip(-1) if flip else clip
         lo, hi = self.scale_range
         size = int(torch.randint(lo, hi + 1, (1,), generator=generator))
         clip = random_crop(self._resize(frames, size), self.crop_size, generator)
