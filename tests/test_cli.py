@@ -69,7 +69,7 @@ BAD_CLIP = {
     "zero_test_clips": ({"test": {"scale": 40, "crop_size": 32, "num_clips": 0, "num_crops": 1}},
                         r"dataset\.test\.num_clips=0 must be positive"),
     "two_crops": ({"test": {"scale": 40, "crop_size": 32, "num_clips": 1, "num_crops": 2}},
-                  r"dataset\.test\.num_crops=2 must be 1 \(centre\) or 3"),
+                  r"dataset\.test\.num_crops=2 must be 1 \(centre\), 3 or 10"),
 }
 
 

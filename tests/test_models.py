@@ -35,6 +35,9 @@ REFERENCE_PARAMS = {
     "i3d_r50_8x8": 28_043_472,
     "i3d_nl_r50_32x2": 35_401_936,
     "i3d_nl_r50_8x8": 35_401_936,
+    # video-nonlocal-net's C2D: torchvision's 2D ResNet-50 with a 400-class classifier (+ the 5 non-local blocks)
+    "c2d_r50": 24_327_632,
+    "c2d_nl_r50": 31_686_096,
     # pytorchvideo 0.1.5 (hub builders, create_slowfast with PySlowFast's 4×16 config, create_csn(152))
     "slowfast_r50_4x16": 34_480_216,
     "slowfast_r50_8x8": 34_566_488,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import os
 import pickle
 import struct
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -236,7 +238,8 @@ def nonlocal_blobs(model: nn.Module) -> dict[str, np.ndarray]:
         prefix = f"nonlocal_conv{int(layer[-1]) + 1}_{index}"
         for part in ("theta", "phi", "g", "out"):
             w.conv(getattr(block, part), f"{prefix}_{part}")
-        w.bn(block.bn, f"{prefix}_bn")
+        if isinstance(block.bn, nn.BatchNorm3d):  # the frozen-BN releases' blocks have none
+            w.bn(block.bn, f"{prefix}_bn")
     w.blobs["pred_w"] = model.fc.weight.detach().numpy().copy()
     w.blobs["pred_b"] = model.fc.bias.detach().numpy().copy()
     return w.blobs
@@ -492,6 +495,7 @@ from vidrec.models.weights.entries import get_weights, list_weights  # noqa: E40
 #: entries whose networks take long to build and write here (over 40 M parameters): run with the slow tests
 HEAVY_ENTRIES = {n for n in list_weights() if n.split(".")[0] in {
     "r2plus1d_34", "resnet3d_101", "resnet3d_152", "resnet3d_200", "resnext3d_101", "i3d_nl_r50_32x2", "i3d_nl_r50_8x8",
+    "i3d_nl_r50", "c2d_nl_r50",
     "slowfast_r101_8x8", "mvit_v2_b", "swin3d_s", "swin3d_b", "videomae_vit_b", "videomae_vit_l", "videomae_vit_h",
     "timesformer_b"}}
 
@@ -563,37 +567,56 @@ def decoded_frames(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-def reference_views(frames: np.ndarray, cfg: dict) -> torch.Tensor:
-    """The views an entry's documented protocol makes of ``frames``, in 0-255 floats ``(V, C, T, H, W)``,
-    computed from the pretrained_cfg alone (sampling, resize, crop formulas written out here)."""
-    import torch.nn.functional as F
-
-    n, t, r = len(frames), cfg["frames"], cfg["sample_rate"]
+def frame_clips(n: int, cfg: dict) -> list[np.ndarray]:
+    """The positions of each test clip among ``n`` frames by the entry's frame-based selection, written out."""
+    t, r = cfg["frames"], cfg["sample_rate"]
     span = (t - 1) * r + 1
     if cfg["clip_selection"] == "whole":
-        clips = [np.arange(0, n, r)]
-    elif cfg["clip_selection"] == "stride":
+        return [np.arange(0, n, r)]
+    if cfg["clip_selection"] == "stride":
         clips = []
         for s in range(0, max(n - 1, 1), cfg["clip_stride"]):
             window = np.arange(s, min(s + t * r, n), r)
             clips.append(np.resize(window, t))  # LoopPadding: the window repeated
-    elif cfg["clip_selection"] == "segments":  # TSN: the centre of each of t equal segments; twice: + their starts
+        return clips
+    if cfg["clip_selection"] == "segments":  # TSN: the centre of each of t equal segments; twice: + their starts
         tick = n / t
         clips = [np.array([int(tick / 2 + tick * x) for x in range(t)])]
         if cfg["num_clips"] == 2:
             clips.append(np.array([int(tick * x) for x in range(t)]))
-    elif cfg["clip_selection"] == "dense":  # TSM's dense test: t frames t_stride apart from 10 starts in the room
+        return clips
+    if cfg["clip_selection"] == "dense":  # TSM's dense test: t frames r apart from 10 starts in the room
         sample_pos = max(1, 1 + n - t * r)
         starts = np.linspace(0, sample_pos - 1, num=cfg["num_clips"], dtype=int)
-        clips = [np.array([(i * r + int(s)) % n for i in range(t)]) for s in starts]
+        return [np.array([(i * r + int(s)) % n for i in range(t)]) for s in starts]
+    k = cfg["num_clips"]
+    if cfg["clip_selection"] == "offset":
+        starts = [(n * i) // k for i in range(k)]
     else:
-        k = cfg["num_clips"]
-        if cfg["clip_selection"] == "offset":
-            starts = [(n * i) // k for i in range(k)]
-        else:
-            room = max(n - span, 0)
-            starts = [room // 2] if k == 1 else [int(np.floor(i * room / (k - 1) + 0.5)) for i in range(k)]
-        clips = [(s + np.arange(t) * r) % n for s in starts]
+        room = max(n - span, 0)
+        starts = [room // 2] if k == 1 else [int(np.floor(i * room / (k - 1) + 0.5)) for i in range(k)]
+    return [(s + np.arange(t) * r) % n for s in starts]
+
+
+def reference_views(frames: np.ndarray, cfg: dict, fps: float | None = None) -> torch.Tensor:
+    """The views an entry's documented protocol makes of ``frames`` (a video at ``fps``), in 0-255 floats
+    ``(V, C, T, H, W)``, computed from the pretrained_cfg alone (time and frame sampling, resize, crop formulas
+    written out here)."""
+    import torch.nn.functional as F
+
+    n, t, r = len(frames), cfg["frames"], cfg["sample_rate"]
+    table = np.arange(n)  # source frame of each sampled position
+    if cfg.get("fps") and cfg["fps_rule"] == "pyslowfast":  # clip of r·t·fps/target frames, linspace over it
+        size = r * t / cfg["fps"] * fps
+        delta = max(n - size, 0)
+        clips = [torch.linspace(delta * k / cfg["num_clips"], delta * k / cfg["num_clips"] + size - 1, t)
+                 .clamp(0, n - 1).long().numpy() for k in range(cfg["num_clips"])]
+    else:
+        if cfg.get("fps"):  # torchvision / DeepMind: the video resampled to the target rate first
+            step = fps / cfg["fps"]
+            table = (np.arange(0, n, int(step)) if step == int(step) else
+                     torch.floor(torch.arange(int(n * cfg["fps"] / fps), dtype=torch.float32) * step).long().numpy())
+        clips = [table[c] for c in frame_clips(len(table), cfg)]
     views, c = [], cfg["crop_size"]
     for idx in clips:
         x = torch.from_numpy(frames[idx]).permute(0, 3, 1, 2).float()  # T, C, H, W
@@ -621,17 +644,14 @@ def reference_views(frames: np.ndarray, cfg: dict) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY_ENTRIES else n
                                   for n in list_weights()])
-def test_released_entry_is_recognised_and_fed_as_its_authors_fed_it(name: str, tmp_path: Path) -> None:
-    """A file in the entry's released layout loads and is recognised; the tensor the network receives for a real
-    clip equals the one computed from the entry's documented preprocessing (mean, std, scale, RGB order,
-    resize, crop, clip frames and selection)."""
+def test_released_entry_is_recognised_and_gets_its_protocol(name: str, tmp_path: Path) -> None:
+    """A file in the entry's released layout loads and is recognised; predict.py's model group (``model=<group>
+    model.pretrained=<file>``) builds the network the file needs and takes the entry's whole protocol."""
     from hydra import compose, initialize_config_dir
 
     from vidrec.config import model_overrides
-    from vidrec.inference import load_inference_model, video_views
+    from vidrec.inference import load_inference_model
 
-    if not (CLIPS_DIR / "MANIFEST.json").is_file():
-        pytest.skip("../shared/clips is absent")
     entry = get_weights(name)
     path = write_released(name, fresh(name, entry.fc_classes, seed=1), tmp_path)  # the entry's own architecture
     model = fresh(name, entry.fc_classes, seed=2)
@@ -639,18 +659,67 @@ def test_released_entry_is_recognised_and_fed_as_its_authors_fed_it(name: str, t
     assert report.entry == name and model.pretrained_cfg == entry.pretrained_cfg()
     cfg = model.pretrained_cfg
     assert cfg["mean"] == list(entry.mean) and cfg["std"] == list(entry.std) and cfg["channel_order"] == "RGB"
-
-    clip = CLIPS_DIR / "v_SoccerJuggling_g23_c01.avi"  # 240 frames of 320×240; its header count is exact
-    overrides = [*model_overrides(entry.model).split(), f"model.pretrained={path}", f"video={clip}",
+    overrides = [*model_overrides(entry.model).split(), f"model.pretrained={path}", "video=unused.mp4",
                  f"num_classes={entry.fc_classes}"]
     with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"):
         inference = load_inference_model(compose("predict", overrides=overrides))
-    path.unlink()  # the written weights can be large
+    assert inference.spec == protocol_spec(name)
+
+
+def protocol_spec(name: str) -> Any:
+    """The data spec an entry's protocol gives a run (what eval.py / predict.py apply: vidrec.protocol)."""
+    from vidrec.data.spec import DataSpec
+    from vidrec.inference import DEFAULT_PROTOCOL
+    from vidrec.protocol import apply_protocol
+
+    info = model_info(get_weights(name).model)
+    base = {"clip": {"frames": info.default_frames, "sample_rate": DEFAULT_PROTOCOL["sample_rate"]},
+            "train": {"crop_size": info.default_size},
+            "test": {"num_clips": DEFAULT_PROTOCOL["num_clips"], "num_crops": DEFAULT_PROTOCOL["num_crops"],
+                     "scale": round(info.default_size * 8 / 7), "crop_size": info.default_size}}
+    return DataSpec.from_config(apply_protocol(base, get_weights(name).pretrained_cfg(), set())[0])
+
+
+def _protocols() -> dict[str, str]:
+    """One entry per distinct protocol (entries that differ only in their classes share one)."""
+    out: dict[str, str] = {}
+    for name in list_weights():
+        cfg = get_weights(name).pretrained_cfg()
+        out.setdefault(json.dumps({k: v for k, v in cfg.items() if k not in ("entry", "classes", "train_crop")},
+                                  sort_keys=True), name)
+    return out
+
+
+def _heavy_protocol(name: str) -> bool:
+    cfg = get_weights(name).pretrained_cfg()
+    return cfg["frames"] * (cfg["num_clips"] or 1) * cfg["num_crops"] * cfg["crop_size"] ** 2 > 30 * 32 * 224 * 224 / 2
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if _heavy_protocol(n) else n
+                                  for n in _protocols().values()])
+def test_released_protocol_is_fed_as_its_authors_fed_it(name: str) -> None:
+    """For each distinct protocol of the registry: the tensor the network receives for a real clip equals the one
+    computed from the entry's documented preprocessing, written out independently here (mean, std, frame rate and
+    its rule, clip frames and selection, resize, crops)."""
+    from torch import nn as tnn
+
+    from vidrec.inference import InferenceModel, video_views
+
+    if not (CLIPS_DIR / "MANIFEST.json").is_file():
+        pytest.skip("../shared/clips is absent")
+    entry = get_weights(name)
+    cfg = entry.pretrained_cfg()
+    inference = InferenceModel(tnn.Identity(), entry.model, ["c"], protocol_spec(name), "test")
+    clip = CLIPS_DIR / "v_SoccerJuggling_g23_c01.avi"  # 240 frames of 320×240 at 29.97 fps; its header count is exact
     views, _ = video_views(inference, clip)
     fed = inference.network_input(views)  # what the network receives
     mean = torch.tensor(entry.mean).view(-1, 1, 1, 1)
     std = torch.tensor(entry.std).view(-1, 1, 1, 1)
-    expected = (reference_views(decoded_frames(clip), cfg) / 255 - mean) / std
+    import av
+
+    with av.open(str(clip)) as container:  # the header's average rate, read with PyAV (the authors' decoders do)
+        rate = float(container.streams.video[0].average_rate)
+    expected = (reference_views(decoded_frames(clip), cfg, rate) / 255 - mean) / std
     assert fed.shape == expected.shape
     levels = ((fed - expected) * std * 255).abs()  # the difference in 0-255 pixel levels
     assert float(levels.max()) <= 1.01 and float(levels.mean()) < 0.5  # uint8 resizing rounds to a level
@@ -694,7 +763,10 @@ def test_eval_of_deepmind_i3d_on_the_real_clips_writes_a_receipt(tmp_path: Path)
     results = read_json(out / "results.json")
     assert results["weights"]["entry"] == "i3d_inception.deepmind_kinetics400" and len(results["weights"]["sha256"]) == 64
     assert results["protocol"]["clip_selection"] == "whole" and results["protocol"]["crop_size"] == 224
-    assert results["published"]["top1"] == 71.1 and results["departures_from_the_authors_protocol"] == []
+    assert results["published"]["top1"] == 71.1 and results["protocol"]["fps"] == 25
+    departures = {d["setting"]: d for d in results["departures_from_the_authors_protocol"]}
+    assert departures["split"] == {"setting": "split", "authors": "K400 test", "used": "validation"}
+    assert "short side 240" in departures["source frames"]["used"] and results["difference"] is None
     assert results["num_videos"] == len(clips) and results["top1"] == 1.0  # both are "juggling soccer ball"
 
 

@@ -11,7 +11,8 @@ def test_evaluation_takes_every_key_and_names_the_departures(caplog):
     dataset = {"clip": {"frames": 8, "sample_rate": 4}, "test": {"scale": 128, "num_clips": 3, "num_crops": 3}}
     with caplog.at_level(logging.WARNING, logger="vidrec"):
         out, departures = apply_protocol(dataset, cfg, given_keys(["test.num_crops=3"]))
-    assert out["clip"] == {"frames": 16, "sample_rate": 1, "sampling": "clip"} and out["test"]["resize"] == [128, 171]
+    assert out["clip"] == {"frames": 16, "sample_rate": 1, "sampling": "clip", "fps": 15, "fps_rule": "torchvision"}
+    assert out["test"]["resize"] == [128, 171]
     assert out["test"]["num_clips"] == 5 and out["test"]["num_crops"] == 3 and out["mean"] == cfg["mean"]
     assert departures == ["test.num_crops=3 (the authors': 1)"]
     assert "departs from the authors' protocol" in caplog.text
@@ -24,7 +25,7 @@ def test_fine_tuning_takes_the_input_statistics_and_the_clip_only():
     out, departures = apply_protocol(dataset, cfg, given_keys(["dataset.clip.sample_rate=2", "model.freeze=bn"]),
                                      FINE_TUNING_KEYS)
     assert out["std"] == [1 / 255] * 3  # the rate from the command line
-    assert out["clip"] == {"frames": 16, "sample_rate": 2, "sampling": "clip"}
+    assert out["clip"] == {"frames": 16, "sample_rate": 2, "sampling": "clip", "fps": None, "fps_rule": "torchvision"}
     assert out["test"] == dataset["test"] and departures == ["clip.sample_rate=2 (the authors': 1)"]
 
 

@@ -1,6 +1,7 @@
 """train.py and eval.py run as a user runs them (subprocesses, tiny overrides) and write their files."""
 
 import csv
+import json
 
 import pytest
 import torch
@@ -152,22 +153,35 @@ def test_eval_of_released_weights_writes_a_receipt(tmp_path):
     root, labels = tmp_path / "data", [f"class_{i}" for i in range(400)]
     for i in range(2):
         (root / labels[i]).mkdir(parents=True)
-        write_video(root / labels[i] / f"v{i}.mp4", moving_bar_frames(40, 120, 160, seed=i))
+        write_video(root / labels[i] / f"v{i}.mp4", moving_bar_frames(40, 128, 176, seed=i), fps=30)
     write_annotation(root / "ann.json", labels, {f"v{i}": make_entry("validation", labels[i], 40) for i in range(2)})
+    coverage = tmp_path / "coverage.json"  # as `python -m vidrec.data.check --official-csv` writes it
+    coverage.write_text(json.dumps({"validation": {"listed": 2, "present": 2, "fraction": 1.0, "classes_below_90": []}}))
     weights = tmp_path / "r3d_18-b3b3357e.pth"  # torchvision's file name and layout
     torch.save(build_model("r3d_18", 400).state_dict(), weights)
-    out = tmp_path / "eval"
-    run_entry("eval.py", "model=r3d", f"model.pretrained={weights}", "dataset=ucf101", f"dataset.root={root}",
+    common = ["model=r3d", f"model.pretrained={weights}", "dataset=ucf101", f"dataset.root={root}",
               f"dataset.annotation_path={root / 'ann.json'}", "dataset.num_classes=400", "dataset.source=video",
-              "dataset.video_ext=.mp4", "dataset.num_workers=0", "test.num_clips=2", f"hydra.run.dir={out}",
-              "trainer.enable_progress_bar=false")
+              "dataset.video_ext=.mp4", "dataset.num_workers=0", "trainer.enable_progress_bar=false"]
+    # as the authors test: their protocol, fp32, the published split, the official list's coverage stated
+    run_entry("eval.py", *common, f"data.coverage={coverage}", f"hydra.run.dir={tmp_path / 'faithful'}")
+    faithful = read_json(tmp_path / "faithful" / "results.json")
+    assert faithful["departures_from_the_authors_protocol"] == [] and faithful["not_comparable"] == []
+    assert faithful["protocol"]["fps"] == 15 and faithful["protocol"]["precision"] == "32-true"
+    assert faithful["difference"]["top1"] == round(100 * faithful["top1"] - 63.2, 2)
+    # departures: 2 clips, frames smaller than the authors' resize, no coverage: no difference printed
+    write_video(root / labels[0] / "v0.mp4", moving_bar_frames(40, 120, 160, seed=0), fps=30)
+    write_video(root / labels[1] / "v1.mp4", moving_bar_frames(40, 120, 160, seed=1), fps=30)
+    out = tmp_path / "eval"
+    run_entry("eval.py", *common, "test.num_clips=2", f"hydra.run.dir={out}")
     results = read_json(out / "results.json")
     assert results["weights"] == {"file": str(weights), "entry": "r3d_18.tv_kinetics400",
                                   "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
     protocol = results["protocol"]
     assert (protocol["clip_frames"], protocol["sample_rate"], protocol["resize"], protocol["crop_size"]) == (16, 1, [128, 171], 112)
-    assert (protocol["num_clips"], protocol["num_crops"]) == (2, 1)  # num_clips from the command line
-    assert results["departures_from_the_authors_protocol"] == ["test.num_clips=2 (the authors': 5)"]
+    assert (protocol["num_clips"], protocol["num_crops"], protocol["fps"]) == (2, 1, 15)  # num_clips from the command line
+    departures = results["departures_from_the_authors_protocol"]
+    assert {"setting": "test.num_clips", "authors": "5", "used": "2"} in departures
+    assert any(d["setting"] == "source frames" and "short side 120" in d["used"] for d in departures)
     assert results["published"]["top1"] == 63.2 and results["published"]["split"] == "K400 val"
-    assert results["difference"]["top1"] == round(100 * results["top1"] - 63.2, 2)
+    assert results["difference"] is None and any("coverage" in r for r in results["not_comparable"])
     assert results["coverage"]["videos_evaluated"] == 2 and results["coverage"]["listed"] == 2

@@ -292,3 +292,29 @@ def test_config_picks_the_variant() -> None:
     assert model_overrides("swin3d_b") == "model=swin3d model.variant=b"
     cfg = compose_resolved(["model=swin3d", "model.variant=s"])
     assert cfg["model"]["net"]["name"] == "swin3d_s"
+
+
+def test_a_2d_imagenet_swin_is_inflated_as_video_swin_does(tmp_path: Path) -> None:
+    """The Swin-Transformer authors' ImageNet ``{'model': ...}`` (2D patch embedding 96×3×4×4, 13×13 bias tables per
+    head): the kernel repeated over 2 frames and halved, each table repeated 2·8 - 1 times (Video Swin's
+    inflate_weights), everything else by name; the classifier and index buffers stay the model's own."""
+    from vidrec.models import load_pretrained
+
+    source = ours("swin3d_t", 1)
+    state = {k.removeprefix("backbone."): v for k, v in authors_state(source, "videoswin").items()
+             if not k.startswith("cls_head") and "relative_position_index" not in k}
+    g = torch.Generator().manual_seed(3)
+    state["patch_embed.proj.weight"] = torch.randn(96, 3, 4, 4, generator=g)
+    for key in [k for k in state if k.endswith("relative_position_bias_table")]:
+        state[key] = torch.randn(169, state[key].shape[1], generator=g)
+    state["head.weight"], state["head.bias"] = torch.randn(1000, 768), torch.zeros(1000)
+    torch.save({"model": state}, tmp_path / "swin_tiny_patch4_window7_224.pth")
+    target = ours("swin3d_t", 2)
+    fc = target.fc.weight.clone()
+    report = load_pretrained(target, tmp_path / "swin_tiny_patch4_window7_224.pth")
+    assert report.format == "swin2d_imagenet" and not report.missing and not report.unexpected
+    assert torch.equal(target.patch_embed.proj.weight, state["patch_embed.proj.weight"][:, :, None].repeat(1, 1, 2, 1, 1) / 2)
+    table = target.features[0][0].attn.relative_position_bias_table
+    assert torch.equal(table, state["layers.0.blocks.0.attn.relative_position_bias_table"].repeat(15, 1))
+    assert torch.equal(target.fc.weight, fc)
+    assert torch.equal(target.features[2][1].mlp[3].weight, state["layers.1.blocks.1.mlp.fc2.weight"])

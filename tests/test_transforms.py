@@ -39,7 +39,7 @@ def test_center_crop_and_single_crop():
 def test_crop_larger_than_frame_is_a_clear_error():
     with pytest.raises(ConfigError, match="crop size 8 is larger than the resized frame 6×10"):
         T.center_crop(position_clip(h=6, w=10), 8)
-    with pytest.raises(ConfigError, match="num_crops must be 1 or 3"):
+    with pytest.raises(ConfigError, match="num_crops must be 1, 3 or 10"):
         T.spatial_crops(position_clip(), 4, 2)
 
 

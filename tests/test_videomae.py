@@ -364,3 +364,22 @@ def test_vit_b_at_the_authors_input_equals_transformers() -> None:
                                               model, "ref"))
     x = clip(16, 224)
     assert (ours_logits(model, x) - hf_logits(ref, x)).abs().max() <= TOL
+
+
+def test_a_pretraining_checkpoint_gives_the_encoder(ref_s, tmp_path: Path) -> None:
+    """The authors' pre-training file (``encoder.*`` with its final ``norm``, ``decoder.*``, ``encoder_to_decoder``,
+    ``mask_token``): the encoder loads, ``fc_norm`` and ``fc`` keep the model's initialisation, as the authors'
+    fine-tuning does (run_class_finetuning.py@1d5cc4f:346-355)."""
+    state = authors_state(ref_s, 400, "s")
+    encoder = {f"encoder.{k}": v for k, v in state.items() if not k.startswith(("fc_norm.", "head."))}
+    encoder["encoder.norm.weight"], encoder["encoder.norm.bias"] = torch.ones(384), torch.zeros(384)
+    pretrain = {**encoder, "decoder.blocks.0.mlp.fc1.weight": torch.zeros(4, 4), "mask_token": torch.zeros(1, 1, 192),
+                "encoder_to_decoder.weight": torch.zeros(192, 384)}
+    torch.save({"model": pretrain}, tmp_path / "checkpoint.pth")
+    model = empty_model("videomae_vit_s")
+    before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("fc_norm.", "fc."))}
+    report = load_pretrained(model, tmp_path / "checkpoint.pth")
+    assert report.format == "videomae" and not report.missing and not report.unexpected
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    assert torch.equal(after["blocks.0.attn.q_bias"], state["blocks.0.attn.q_bias"])

@@ -64,6 +64,27 @@ def model_state(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, torc
     return unwrap_state_dict({k: v for k, v in state.items() if k.startswith("model.")}, path)
 
 
+def ema_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The averaged weights a train.py checkpoint holds (the EMA callback's, keys as the LightningModule's
+    ``state_dict``), or None."""
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if str(key).startswith("EMA") and isinstance(state, dict) and state.get("shadow"):
+            return state["shadow"]
+    return None
+
+
+def scored_state(ckpt: dict[str, Any], path: str | os.PathLike, cfg: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
+    """The network weights eval.py, predict.py, extract.py and export.py use: the EMA average where the run kept
+    one and evaluated with it (``callbacks.<name>._target_ = vidrec.ema.EMA``, ``evaluate`` true), as the run's own
+    validation and test did, else the trained weights; and which it is (``"ema"`` or ``"trained"``)."""
+    ema_cfgs = [c for c in (cfg.get("callbacks") or {}).values()
+                if isinstance(c, dict) and str(c.get("_target_", "")).endswith("ema.EMA")]
+    shadow = ema_state_dict(ckpt)
+    if shadow is not None and ema_cfgs and ema_cfgs[0].get("evaluate", True):
+        return unwrap_state_dict({k: v for k, v in shadow.items() if k.startswith("model.")}, path), "ema"
+    return model_state(ckpt, path), "trained"
+
+
 def run_config(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
     """The resolved training config that train.py stores in its checkpoints."""
     cfg = (ckpt.get("hyper_parameters") or {}).get("config")

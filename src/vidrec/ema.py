@@ -16,6 +16,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from vidrec.checkpoint import ema_state_dict  # noqa: F401  (the reader of the average a checkpoint holds)
+
 
 class EMA(pl.Callback):
     """EMA of ``pl_module``'s weights; with ``evaluate`` the validation and test stages run on the averaged weights
@@ -117,11 +119,3 @@ class EMA(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.step = int(state_dict["step"])
         self.shadow = {k: v.clone() for k, v in state_dict["shadow"].items()} if state_dict.get("shadow") else None
-
-
-def ema_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor] | None:
-    """The averaged weights a train.py checkpoint holds (keys as the LightningModule's ``state_dict``), or None."""
-    for key, state in (checkpoint.get("callbacks") or {}).items():
-        if str(key).startswith("EMA") and isinstance(state, dict) and state.get("shadow"):
-            return state["shadow"]
-    return None

@@ -17,8 +17,11 @@ import pytorch_lightning as pl
 import torch
 
 from vidrec.callbacks import DataWait
+from vidrec.data import decoding
 from vidrec.data.coverage import for_results as coverage_for_results
 from vidrec.data.datamodule import VideoDataModule
+from vidrec.data.spec import DataSpec
+from vidrec.errors import VidrecError
 from vidrec.files import atomic_open, atomic_write_json, atomic_write_text
 from vidrec.models.weights import sha256_of
 from vidrec.models.weights.entries import get_weights
@@ -123,29 +126,82 @@ def test_stage(trainer: pl.Trainer, module: VideoClassifier, dm: VideoDataModule
 
 @dataclass
 class Receipt:
-    """Released weights under test: the file, the entry it was recognised as, and departures from its protocol."""
+    """Released weights under test: the file, the entry it was recognised as, and the departures from its protocol
+    that the command line asked for (``apply_protocol``); :meth:`record` adds those of the data and the run."""
 
     path: str
     entry: str | None
     departures: list[str]
 
-    def record(self, metrics: Mapping[str, float]) -> dict[str, Any]:
-        """The receipt part of results.json: weights (entry, sha256), the published figure and protocol, and the
-        difference in percentage points (ours − published)."""
+    def record(self, metrics: Mapping[str, float], spec: DataSpec | None = None, precision: str | None = None,
+               coverage: Mapping[str, Any] | None = None, source_short_side: int | None = None) -> dict[str, Any]:
+        """The receipt part of results.json: weights (entry, sha256), every departure from the authors' protocol
+        (``{"setting", "authors", "used"}``), the published figure and protocol, and the difference in percentage
+        points (ours − published) — only where it means something: no departure, the published split, the
+        split's coverage of the official list stated (``data.coverage``) and a reproducible published protocol;
+        otherwise ``difference`` is null and ``not_comparable`` says why."""
+        entry = get_weights(self.entry) if self.entry else None
+        published = entry.published if entry else None
+        departures = [_parse_departure(d) for d in self.departures]
+        if entry is not None and spec is not None:
+            departures += _run_departures(entry, spec, precision, source_short_side)
         out: dict[str, Any] = {"weights": {"file": self.path, "entry": self.entry, "sha256": sha256_of(self.path)},
-                               "departures_from_the_authors_protocol": self.departures}
-        published = get_weights(self.entry).published if self.entry else None
+                               "departures_from_the_authors_protocol": departures}
+        out["published"] = dataclasses.asdict(published) if published else None
         if published is None:
-            out["published"] = None
+            out["difference"], out["not_comparable"] = None, ["the authors publish no figure for these weights"]
             return out
-        out["published"] = dataclasses.asdict(published)
+        reasons = [f"{d['setting']}: {d['used']} (the authors': {d['authors']})" for d in departures]
+        if published.reproducible is False:
+            reasons.append(f"the published protocol cannot be reproduced: {published.note}")
+        if coverage is not None and coverage.get("reference") == "annotation":
+            reasons.append("the coverage of the official split list is not stated (data.coverage=<coverage.json of "
+                           "python -m vidrec.data.check --official-csv>)")
         ours = {k: 100 * metrics[k] for k in ("top1", "top5")}
         if published.metric == "top1/top5":
-            out["difference"] = {k: round(ours[k] - getattr(published, k), 2) for k in ours
-                                 if getattr(published, k) is not None}
+            difference = {k: round(ours[k] - getattr(published, k), 2) for k in ours if getattr(published, k) is not None}
         else:  # kenshohara 2018 reports the mean of top-1 and top-5
-            out["difference"] = {"mean_top1_top5": round((ours["top1"] + ours["top5"]) / 2 - published.value, 2)}
+            difference = {"mean_top1_top5": round((ours["top1"] + ours["top5"]) / 2 - published.value, 2)}
+        out["difference"] = None if reasons else difference
+        out["not_comparable"] = reasons
         return out
+
+
+def _parse_departure(text: str) -> dict[str, Any]:
+    """``"test.num_clips=3 (the authors': 10)"`` (vidrec.protocol) as ``{"setting", "authors", "used"}``."""
+    setting, _, rest = text.partition("=")
+    used, _, authors = rest.partition(" (the authors': ")
+    return {"setting": setting, "authors": authors.rstrip(")"), "used": used}
+
+
+def _split_of(published_split: str) -> str:
+    """The annotation subset a published figure was measured on ("K400 val" → validation, "K400 test" → testing)."""
+    return "testing" if "test" in published_split.lower() else "validation"
+
+
+def _run_departures(entry: Any, spec: DataSpec, precision: str | None, source_short_side: int | None) -> list[dict]:
+    """Departures of the data and the run itself: the split, the precision, the source frames' size."""
+    out = []
+    split = _split_of(entry.published.split) if entry.published else None
+    if split and spec.subset("test") != split:
+        out.append({"setting": "split", "authors": entry.published.split, "used": spec.subset("test")})
+    if precision and not str(precision).startswith("32"):
+        out.append({"setting": "precision", "authors": "32-true (fp32)", "used": str(precision)})
+    resize = entry.test_resize if isinstance(entry.test_resize, int) else min(entry.test_resize)
+    if source_short_side and source_short_side < resize:
+        out.append({"setting": "source frames", "authors": f"short side at least {resize} (the test resize)",
+                    "used": f"short side {source_short_side}, upscaled to {resize}"})
+    return out
+
+
+def source_short_side(dm: VideoDataModule) -> int | None:
+    """The short side of the first test video's frames (what the test resizes from), None when unreadable."""
+    try:
+        dataset = dm.datasets["test"]
+        frame = decoding.read_frames(dataset.path(0), torch.zeros(1, dtype=torch.int64))
+    except (VidrecError, KeyError, IndexError):
+        return None
+    return int(min(frame.shape[1:3]))
 
 
 @contextlib.contextmanager
@@ -189,7 +245,7 @@ def write_eval_outputs(out: Path, dm: VideoDataModule, module: VideoClassifier, 
     if throughput is not None:
         results["throughput"] = dict(throughput)
     if released is not None:
-        results.update(released.record(metrics))
+        results.update(released.record(metrics, spec, precision, results["coverage"], source_short_side(dm)))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", results)
     k = top_k(num_classes)

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidrec.data.decoding import frame_folder_fps
 from vidrec.data.stream import SlidingClips, clip_offsets, iter_frames, video_fps
-from vidrec.errors import ConfigError
+from vidrec.errors import ConfigError, DecodeError
 from vidrec.inference import InferenceModel, video_views_and_starts
 from vidrec.models.finetune import get_head
 
@@ -121,9 +122,24 @@ def sequence_features(model: InferenceModel, path: str | Path, frames: int, stri
                       device: str = "cpu", sampler: SlidingClips | None = None) -> VideoFeatures:
     """Features of a clip of ``frames`` frames (at the protocol's sample rate, centre crop) every ``stride``
     frames, decoded as a stream; ``sampler``: the :class:`SlidingClips` to use (to read its buffer counts)."""
-    sampler = sampler or SlidingClips(clip_offsets(frames, model.spec.dataset.clip.sample_rate), stride)
+    sampler = sampler or SlidingClips(protocol_offsets(model, path, frames), stride)
     starts, feats, logits = slide(model, path, sampler, layer, device)
     return VideoFeatures(feats.numpy(), logits.numpy(), sampler.frames_seen, video_fps(path), starts)
+
+
+def protocol_offsets(model: InferenceModel, path: str | Path, frames: int | None = None,
+                     window: int | None = None) -> torch.Tensor:
+    """Frame offsets of one clip of the model's protocol in a stream of ``path``'s frames: by time with the
+    authors' rule where the protocol sets ``clip.fps`` (the video's own rate from its header or frame folder),
+    else every ``sample_rate``-th frame (or ``frames`` spread over ``window`` frames)."""
+    clip = model.spec.dataset.clip
+    frames = frames or clip.frames
+    if clip.fps and window is None:
+        rate = video_fps(path) or frame_folder_fps(path)
+        if not rate:
+            raise DecodeError(f"{path}: the protocol samples at {clip.fps} fps but the video's frame rate is unknown")
+        return clip_offsets(frames, clip.sample_rate, fps=rate, target_fps=clip.fps, rule=clip.fps_rule)
+    return clip_offsets(frames, clip.sample_rate, window)
 
 
 def rank_share(items: list, rank: int, world: int) -> list:

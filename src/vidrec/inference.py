@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from vidrec.checkpoint import load_checkpoint, model_state, resolve_ckpt_path, run_config
+from vidrec.checkpoint import load_checkpoint, resolve_ckpt_path, run_config, scored_state
 from vidrec.data.dataset import VideoDataset
 from vidrec.data.spec import DataSpec
 from vidrec.data.transforms import ClipTransform, normalize_cthw
@@ -125,7 +125,7 @@ def _from_checkpoint(ckpt_path: str, labels: list[str] | None, overrides: dict[s
     run_cfg = run_config(ckpt, path)
     net = hydra.utils.instantiate(run_cfg["model"]["net"])
     try:
-        net.load_state_dict(model_state(ckpt, path))
+        net.load_state_dict(scored_state(ckpt, path, run_cfg)[0])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit {run_cfg['model']['net']['name']}: {str(exc)[:300]}") from None
     dataset = OmegaConf.to_container(OmegaConf.merge(run_cfg["dataset"], overrides))

@@ -22,6 +22,8 @@ DATASET_KEYS = {
     "frames": "clip.frames",
     "sample_rate": "clip.sample_rate",
     "clip_sampling": "clip.sampling",
+    "fps": "clip.fps",
+    "fps_rule": "clip.fps_rule",
     "crop_size": "test.crop_size",
     "clip_selection": "test.clip_selection",
     "num_clips": "test.num_clips",
@@ -30,7 +32,7 @@ DATASET_KEYS = {
     "fully_conv": "test.fully_conv",
 }
 ALL_KEYS = (*DATASET_KEYS, "test_resize")
-FINE_TUNING_KEYS = ("mean", "std", "frames", "sample_rate", "clip_sampling")
+FINE_TUNING_KEYS = ("mean", "std", "frames", "sample_rate", "clip_sampling", "fps", "fps_rule")
 
 
 def given_keys(overrides: Iterable[str]) -> set[str]:

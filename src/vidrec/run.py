@@ -20,10 +20,10 @@ from vidrec.checkpoint import (
     AtomicCheckpointIO,
     check_model_fits,
     load_checkpoint,
-    model_state,
     resolve_ckpt_path,
     resolve_resume_path,
     run_config,
+    scored_state,
 )
 from vidrec.compute import apply_scaling, describe_compute, resolve_compute, trainer_config
 from vidrec.config import check_arguments
@@ -262,7 +262,8 @@ def evaluate(dcfg: DictConfig) -> dict[str, Any]:
     dm.prepare_data()
     module = build_module(cfg, dm.spec)
     module.set_input_stats(dm.mean, dm.std)
-    weights = model_state(ckpt, path)
+    weights, which = scored_state(ckpt, path, run_config(ckpt, path))
+    log.info("scoring the %s weights of %s", "EMA-averaged" if which == "ema" else "trained", path)
     check_model_fits(module.model, weights, path, cfg["model"]["net"]["name"])
     module.model.load_state_dict(weights)
     del ckpt, weights

@@ -16,9 +16,9 @@ import av
 import numpy as np
 import torch
 
-from vidrec.data.stream import SlidingClips, clip_offsets, iter_frames, video_fps
+from vidrec.data.stream import SlidingClips, iter_frames, video_fps
 from vidrec.errors import ConfigError
-from vidrec.features import slide
+from vidrec.features import protocol_offsets, slide
 from vidrec.files import atomic_open, atomic_write_text
 from vidrec.inference import InferenceModel
 
@@ -69,8 +69,7 @@ def video_timeline(model: InferenceModel, path: str | Path, window: int | None =
                    device: str = "cpu") -> Timeline:
     """Slide ``model`` over ``path``: a clip (the protocol's frames, centre crop) per window of ``window`` frames
     (default: the clip's span) every ``stride`` frames (default: half a window); softmax per window."""
-    clip = model.spec.dataset.clip
-    offsets = clip_offsets(clip.frames, clip.sample_rate, window)
+    offsets = protocol_offsets(model, path, window=window)
     span = int(offsets.max()) + 1
     stride = int(stride or max(1, span // 2))
     if stride <= 0:

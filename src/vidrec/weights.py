@@ -82,6 +82,8 @@ def show(name: str) -> str:
              f"  classes:    {e.classes} ({e.fc_classes} outputs; names: {e.class_list})",
              f"  input:      {e.input_note}; {e.channel_order}; mean {list(e.mean)}, std {list(e.std)} on [0, 1] pixels",
              f"  train:      {e.train_resize}",
+             "  frame rate: " + (f"{e.fps:g} fps ({e.fps_rule} rule: vidrec.data.sampling.FPS_RULES)" if e.fps else
+                                  "every source frame (frame-based sampling)"),
              f"  test:       {_protocol(e)}",
              f"  published:  {_published(e)}" + (f" — {p.protocol}; {p.source}" if p else "")]
     lines += ["  sources:"] + [f"    {setting}: {where}" for setting, where in e.sources.items()]

@@ -36,6 +36,7 @@ class VideoEntry:
     label: str | None
     label_index: int  # -1 when unlabelled
     n_frames: int | None  # from ``segment[1]``; None when not recorded
+    fps: float | None = None  # the source video's frame rate, where preprocessing recorded it (``"fps"``)
 
 
 @dataclass
@@ -135,17 +136,24 @@ def _parse_entry(path: Path, video_id: str, item: Any, index: dict[str, int]) ->
         n_frames = segment[1] - segment[0] + 1
         if n_frames <= 0:
             raise AnnotationError(f"{where}: empty segment {segment!r}")
-    return VideoEntry(video_id, subset, label, index[label] if label is not None else -1, n_frames)
+    fps = item.get("fps")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, int | float) or fps <= 0):
+        raise AnnotationError(f"{where}: 'fps' must be a positive number, got {fps!r}")
+    return VideoEntry(video_id, subset, label, index[label] if label is not None else -1, n_frames,
+                      float(fps) if fps is not None else None)
 
 
-def make_entry(subset: str, label: str | None, n_frames: int | None = None) -> dict[str, Any]:
-    """One ``database`` value in the kenshohara layout."""
+def make_entry(subset: str, label: str | None, n_frames: int | None = None, fps: float | None = None) -> dict[str, Any]:
+    """One ``database`` value in the kenshohara layout (plus the source's frame rate ``fps`` when known)."""
     annotations: dict[str, Any] = {}
     if label is not None:
         annotations["label"] = label
     if n_frames is not None:
         annotations["segment"] = [1, int(n_frames)]
-    return {"subset": subset, "annotations": annotations}
+    entry = {"subset": subset, "annotations": annotations}
+    if fps is not None:
+        entry["fps"] = float(fps)
+    return entry
 
 
 def write_annotation(path: str | os.PathLike, labels: list[str], database: dict[str, dict[str, Any]]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from vidrec.data import decoding, isolation, sampling
+from vidrec.data import decoding, isolation, sampling, stream
 from vidrec.data.annotations import VideoEntry
 from vidrec.data.spec import ClipConfig, DataSpec, Location
 from vidrec.data.transforms import ClipTransform
@@ -74,10 +74,24 @@ class VideoDataset(Dataset):
         decoded = decoding.truncated_frame_count(path)
         return min(n, decoded) if decoded else n
 
+    def fps(self, index: int) -> float:
+        """The source frame rate of an entry: the annotation's ``fps``, a frame folder's ``fps`` file, a video's
+        header (its average rate, which the authors' rules use); a clear error where none is recorded."""
+        entry, path = self.entries[index], self.path(index)
+        rate = entry.fps or (decoding.frame_folder_fps(path) if self.location.source == "frames" else stream.video_fps(path))
+        if not rate:
+            raise DecodeError(f"{path}: dataset.clip.fps={self.clip.fps} samples by time, but no frame rate is recorded "
+                              "for this video; re-run the frame extraction (it writes an 'fps' file) and the annotation "
+                              "script with --jpg-dir (it copies it), or leave dataset.clip.fps unset (frame-based)")
+        return rate
+
     def indices(self, index: int, generator: torch.Generator, n: int | None = None) -> torch.Tensor:
         """Frame indices of the item (over ``n`` frames, default :meth:`num_frames`): ``[T]`` for train/val,
         ``[K, T]`` for test."""
         n, c = n or self.num_frames(index), self.clip
+        if c.fps:  # by time, with the authors' rule (dataset.clip.fps, fps_rule)
+            return sampling.timed_clips(n, self.fps(index), c.fps, c.fps_rule, c.frames, c.sample_rate, self.mode,
+                                        self.selection, self.num_clips, self.clip_stride, generator)
         if self.mode in ("train", "val") and c.sampling == "segments":
             return sampling.segment_indices(n, c.frames, self.mode == "train", generator)
         if self.mode == "train" and c.sampling == "dense":

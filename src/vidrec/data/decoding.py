@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidrec.data.layout import FRAME_PATTERN, FRAME_TEMPLATE, VIDEO_EXTENSIONS  # noqa: F401  (re-exported)
+from vidrec.data.layout import FPS_FILE, FRAME_PATTERN, FRAME_TEMPLATE, VIDEO_EXTENSIONS  # noqa: F401  (re-exported)
 from vidrec.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,15 @@ except Exception:  # pragma: no cover - depends on the platform
 def is_frame_folder(path: str | os.PathLike) -> bool:
     """True when ``path`` is a directory of extracted frames."""
     return Path(path).is_dir()
+
+
+def frame_folder_fps(folder: str | os.PathLike) -> float | None:
+    """The source frame rate the extraction recorded in a frame folder (its ``fps`` file), else None."""
+    path = Path(folder) / FPS_FILE
+    try:
+        return float(path.read_text().strip()) if path.is_file() else None
+    except ValueError:
+        return None
 
 
 def frame_path(folder: str | os.PathLike, index: int) -> Path:

@@ -18,6 +18,8 @@ FRAME_TEMPLATE = "image_{:05d}.jpg"
 FRAME_PATTERN = re.compile(r"^image_(\d{5,})\.jpg$")
 #: The frame count of a frame folder, written by the extraction and by ``n_frames_*.py``.
 N_FRAMES_FILE = "n_frames"
+#: The source video's frame rate (frames per second), written beside the frames by the extraction.
+FPS_FILE = "fps"
 #: Suffixes taken as video files.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".flv", ".mpg", ".mpeg")
 #: Where an annotation entry lives under its data root, unless a dataset config says otherwise.

@@ -241,3 +241,81 @@ def dense_test_clips(num_frames: int, num_segments: int, num_clips: int = 10, sa
 test_clip_starts.__test__ = False  # type: ignore[attr-defined]
 test_clip_indices.__test__ = False  # type: ignore[attr-defined]
 test_clips.__test__ = False  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ frame rate: sampling by time (dataset.clip.fps)
+#: The authors' rules for sampling a clip at a target frame rate (``dataset.clip.fps_rule``):
+#:
+#: - ``torchvision``: the video is first resampled to the target rate — ``floor(n · target / fps)`` frames, frame k
+#:   being source frame ``floor(k · fps / target)``; an integer ratio takes every ``fps/target``-th frame (torchvision
+#:   0.29.1 ``datasets/video_utils.py:216-217`` ``compute_clips_for_video``, ``:280-289`` ``_resample_video_idx``) —
+#:   then clips are drawn from the resampled frames as without a rate.
+#: - ``deepmind``: the same resampling: DeepMind's README says frames are sampled at 25 fps, their resampling code
+#:   is not published (kinetics-i3d README, "Sample data and preprocessing").
+#: - ``pyslowfast``: no resampling; a clip covers ``sample_rate · frames · fps / target`` source frames and takes
+#:   ``frames`` indices ``linspace(start, end)`` over them, clamped to the video (PySlowFast
+#:   ``slowfast/datasets/decoder.py@198bf9d:59-76`` ``get_start_end_idx``, ``:31-32`` ``temporal_sampling``).
+#:   Train: a random start in ``[0, max(n - size, 0)]``; test clip k of K: ``start = (n - size) · k / K``.
+FPS_RULES = ("torchvision", "deepmind", "pyslowfast")
+
+
+def _check_rate(fps: float | None, target: float) -> float:
+    if not fps or fps <= 0:
+        raise ConfigError(f"sampling at dataset.clip.fps={target} needs the video's frame rate, which is unknown")
+    if target <= 0:
+        raise ConfigError(f"dataset.clip.fps must be positive, got {target}")
+    return float(fps)
+
+
+def resampled_frames(num_frames: int, fps: float, target_fps: float) -> torch.Tensor:
+    """Source indices of a video of ``num_frames`` at ``fps`` resampled to ``target_fps`` (the ``torchvision`` rule),
+    int64 ``[floor(n · target / fps)]`` (at least one frame)."""
+    _check_length(num_frames)
+    fps = _check_rate(fps, target_fps)
+    step = fps / target_fps
+    if float(step).is_integer():  # torchvision's slice(None, None, step): every step-th frame, ceil(n / step) of them
+        return torch.arange(0, num_frames, int(step), dtype=torch.int64)
+    count = max(1, math.floor(num_frames * target_fps / fps))
+    return (torch.arange(count, dtype=torch.float32) * step).floor().to(torch.int64).clamp_(max=num_frames - 1)
+
+
+def pyslowfast_clip(num_frames: int, fps: float, target_fps: float, clip_frames: int, sample_rate: int,
+                    start_fraction: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One clip by the ``pyslowfast`` rule: ``clip_frames`` indices over ``sample_rate · clip_frames · fps / target``
+    source frames from a random start (``start_fraction=None``) or from ``start_fraction · (n - size)``."""
+    _check_length(num_frames)
+    fps = _check_rate(fps, target_fps)
+    size = sample_rate * clip_frames / target_fps * fps
+    delta = max(num_frames - size, 0)
+    if start_fraction is None:
+        start = float(torch.rand((), generator=generator)) * delta  # random.uniform(0, delta) in decoder.py
+    else:
+        start = delta * start_fraction
+    index = torch.linspace(start, start + size - 1, clip_frames)
+    return index.clamp(0, num_frames - 1).long()
+
+
+def timed_clips(num_frames: int, fps: float, target_fps: float, rule: str, clip_frames: int, sample_rate: int,
+                mode: str, selection: str = "uniform", num_clips: int = 1, clip_stride: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """The frame indices of a video sampled at ``target_fps`` by ``rule`` (:data:`FPS_RULES`): ``[T]`` for
+    ``mode`` train / val, ``[clips, T]`` for test (``selection`` as :func:`test_clips`)."""
+    if rule not in FPS_RULES:
+        raise ConfigError(f"dataset.clip.fps_rule={rule}: use one of {', '.join(FPS_RULES)}")
+    if rule == "pyslowfast":
+        if mode == "train":
+            return pyslowfast_clip(num_frames, fps, target_fps, clip_frames, sample_rate, None, generator)
+        if mode == "val":
+            return pyslowfast_clip(num_frames, fps, target_fps, clip_frames, sample_rate, 0.5)
+        if selection not in ("uniform", "offset"):
+            raise ConfigError(f"dataset.clip.fps_rule=pyslowfast places its own test clips: use "
+                              f"dataset.test.clip_selection=uniform, not {selection}")
+        return torch.stack([pyslowfast_clip(num_frames, fps, target_fps, clip_frames, sample_rate, k / num_clips)
+                            for k in range(num_clips)])
+    table = resampled_frames(num_frames, fps, target_fps)
+    m = len(table)
+    if mode == "train":
+        return table[train_clip_indices(m, clip_frames, sample_rate, generator)]
+    if mode == "val":
+        return table[val_clip_indices(m, clip_frames, sample_rate)]
+    return table[test_clips(m, clip_frames, sample_rate, selection, num_clips, clip_stride)]

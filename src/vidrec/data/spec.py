@@ -18,7 +18,7 @@ from typing import Any
 
 from vidrec.data.annotations import SUBSET_ALIASES, SUBSETS, Annotation, VideoEntry
 from vidrec.data.layout import DEFAULT_PATH_FORMAT, FRAME_TEMPLATE, entry_relpath
-from vidrec.data.sampling import CLIP_SELECTIONS
+from vidrec.data.sampling import CLIP_SELECTIONS, FPS_RULES
 from vidrec.errors import ConfigError
 
 #: How the test pipeline resizes and crops frames, in words (vidrec.data.transforms implements it); every recorded
@@ -69,6 +69,10 @@ class ClipConfig:
     frames: int = 16
     sample_rate: int = 4
     sampling: str = "clip"  # clip | segments | dense (CLIP_SAMPLINGS)
+    # sample by time: the frame rate the authors resampled to (null: every source frame, clips counted in frames),
+    # and their rule (vidrec.data.sampling.FPS_RULES: torchvision | deepmind | pyslowfast)
+    fps: float | None = None
+    fps_rule: str = "torchvision"
 
 
 @dataclass
@@ -287,6 +291,10 @@ class DataSpec:
             (d.test.clip_selection in CLIP_SELECTIONS,
              f"dataset.test.clip_selection={d.test.clip_selection}: use one of {', '.join(CLIP_SELECTIONS)}"),
             (d.train.repeats >= 1, f"dataset.train.repeats={d.train.repeats} must be 1 or more"),
+            (d.clip.fps is None or d.clip.fps > 0, f"dataset.clip.fps={d.clip.fps} must be positive (or null)"),
+            (d.clip.fps_rule in FPS_RULES, f"dataset.clip.fps_rule={d.clip.fps_rule}: use one of {', '.join(FPS_RULES)}"),
+            (d.clip.fps is None or d.clip.sampling == "clip",
+             f"dataset.clip.fps={d.clip.fps} samples clips by time: use dataset.clip.sampling=clip"),
             (d.clip.sampling in CLIP_SAMPLINGS,
              f"dataset.clip.sampling={d.clip.sampling}: use one of {', '.join(CLIP_SAMPLINGS)}"),
             (d.test.clip_selection in FIXED_VIEW_SELECTIONS or d.test.batch_size == 1,
@@ -329,6 +337,8 @@ class DataSpec:
         return {
             "clip_frames": d.clip.frames,
             "sample_rate": d.clip.sample_rate,
+            "fps": d.clip.fps,  # null: frame-based (every source frame)
+            "fps_rule": d.clip.fps_rule if d.clip.fps else None,
             "clip_selection": d.test.clip_selection,
             "num_clips": d.test.num_clips if d.test.clip_selection in FIXED_VIEW_SELECTIONS else None,
             "clip_stride": d.test.clip_stride if d.test.clip_selection == "stride" else None,

@@ -4,6 +4,7 @@ them held in a rolling buffer, so memory stays that of one window however long t
 from __future__ import annotations
 
 import collections
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,11 +101,24 @@ class SlidingClips:
         self.held = 0
 
 
-def clip_offsets(clip_frames: int, sample_rate: int, window: int | None = None) -> torch.Tensor:
+def clip_offsets(clip_frames: int, sample_rate: int, window: int | None = None, fps: float | None = None,
+                 target_fps: float | None = None, rule: str = "torchvision") -> torch.Tensor:
     """Frame offsets of a clip inside its window: every ``sample_rate``-th frame, or, for a given ``window``
-    length, ``clip_frames`` offsets spread evenly over it."""
-    if window is None:
-        return torch.arange(clip_frames, dtype=torch.int64) * sample_rate
-    if window < 1:
-        raise ConfigError(f"timeline.window must be at least 1 frame, got {window}")
-    return torch.linspace(0, window - 1, clip_frames).round().to(torch.int64)
+    length, ``clip_frames`` offsets spread evenly over it. With ``target_fps`` (``dataset.clip.fps``) and the
+    video's ``fps``, the offsets a clip starting at the window's first frame has under the authors' rule
+    (:func:`vidrec.data.sampling.timed_clips`): the resampled frames ``sample_rate`` apart, or PySlowFast's
+    linspace over ``sample_rate · frames · fps / target`` frames."""
+    if window is not None:
+        if window < 1:
+            raise ConfigError(f"timeline.window must be at least 1 frame, got {window}")
+        return torch.linspace(0, window - 1, clip_frames).round().to(torch.int64)
+    if target_fps:
+        from vidrec.data.sampling import pyslowfast_clip, resampled_frames
+
+        if rule == "pyslowfast":
+            size = math.ceil(sample_rate * clip_frames / target_fps * fps)
+            return pyslowfast_clip(size, fps, target_fps, clip_frames, sample_rate, 0.0)
+        span = (clip_frames - 1) * sample_rate + 1
+        table = resampled_frames(math.ceil(span * fps / target_fps) + 1, fps, target_fps)
+        return table[torch.arange(clip_frames) * sample_rate]
+    return torch.arange(clip_frames, dtype=torch.int64) * sample_rate

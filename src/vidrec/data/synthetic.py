@@ -155,7 +155,7 @@ def _generate(folder: Path, spec: SyntheticSpec) -> None:
             for i in range(per_class):
                 video_id = f"{label}_{subset[:3]}_{i:03d}"
                 write_video(folder / "videos" / label / f"{video_id}.mp4", render_video(label, rng, spec), spec.fps)
-                database[video_id] = make_entry(subset, label, spec.frames)
+                database[video_id] = make_entry(subset, label, spec.frames, spec.fps)
     write_annotation(folder / "annotation.json", list(CLASSES), database)
 
 

@@ -76,7 +76,7 @@ class WindowAttention3d(nn.Module):
 
     def __init__(self, dim: int, heads: int, window: Triple) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads, self.window_size = heads, tuple(window)
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1), heads))
         grid = torch.stack(torch.meshgrid(*(torch.arange(w) for w in window), indexing="ij")).flatten(1)

@@ -161,9 +161,11 @@ def mc3_18(num_classes: int, dropout: float = 0.0) -> VideoResNet:
 
 
 @register_model("r2plus1d_18", family="video_resnet", reference=TORCHVISION_REF)
-def r2plus1d_18(num_classes: int, dropout: float = 0.0) -> VideoResNet:
-    """R(2+1)D-18 as in torchvision (one mid-plane count per block)."""
-    return VideoResNet([Conv2Plus1D] * 4, [2, 2, 2, 2], r2plus1d_stem(), num_classes, dropout=dropout)
+def r2plus1d_18(num_classes: int, dropout: float = 0.0, mid_per_conv: bool = False) -> VideoResNet:
+    """R(2+1)D-18 as in torchvision (one mid-plane count per block); ``mid_per_conv=True``: VMZ's Caffe2 R(2+1)D-18
+    (``r2.5d_d18_l*.pkl``), whose second conv of a block has its own mid-plane count."""
+    return VideoResNet([Conv2Plus1D] * 4, [2, 2, 2, 2], r2plus1d_stem(), num_classes, dropout=dropout,
+                       mid_per_conv=mid_per_conv)
 
 
 @register_model("r2plus1d_34", family="video_resnet", frames=32,

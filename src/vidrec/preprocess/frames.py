@@ -26,7 +26,8 @@ import av
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from vidrec.data.layout import FRAME_TEMPLATE, N_FRAMES_FILE
+from vidrec.data.layout import FPS_FILE, FRAME_TEMPLATE, N_FRAMES_FILE
+from vidrec.data.stream import video_fps
 from vidrec.data.video_seek import upright
 from vidrec.errors import DecodeError
 
@@ -212,6 +213,9 @@ def extract(job: Job, opts: Options) -> Extracted:
         if count == 0:
             raise DecodeError(f"{job.source}: no decodable frames")
         (partial / N_FRAMES_FILE).write_text(str(count))
+        fps = None if job.source.is_dir() else video_fps(job.source)
+        if fps:  # the rate time-based sampling needs (dataset.clip.fps)
+            (partial / FPS_FILE).write_text(repr(fps))
         os.rename(partial, job.dest)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vidrec.data.decoding import frame_folder_fps
 from vidrec.data.layout import FRAME_PATTERN, FRAME_TEMPLATE, N_FRAMES_FILE, entry_relpath
 from vidrec.files import atomic_write_text
 from vidrec.preprocess.layout import require_dir
@@ -64,7 +65,8 @@ def write_n_frames(root: Path) -> tuple[int, list[str]]:
 
 
 def fill_segments(database: dict[str, dict[str, Any]], jpg_dir: Path, path_format: str, drop: bool = False) -> list[str]:
-    """Set ``segment = [1, n_frames]`` of each entry from its frame folder; return the ids with no folder.
+    """Set ``segment = [1, n_frames]`` (and ``fps``, where the extraction recorded it) of each entry from its frame
+    folder; return the ids with no folder.
 
     Entries without a folder keep no segment, or are removed from ``database`` when ``drop``.
     """
@@ -79,4 +81,8 @@ def fill_segments(database: dict[str, dict[str, Any]], jpg_dir: Path, path_forma
                 del database[video_id]
         else:
             item["annotations"]["segment"] = [1, n_frames]
+            fps = frame_folder_fps(jpg_dir / rel)
+            if fps:
+                item["fps"] = fps
     return missing
+

@@ -10,7 +10,9 @@ format             what the file holds
 ``timesformer``    TimeSformer authors' ``.pyth``: ``model_state`` keys under ``model.`` (``model.time_embed``)
 ``mmaction2``      mmaction2 (and Video-Swin-Transformer) ``.pth``: ``{'state_dict': {'backbone.*', 'cls_head.*'}}``
 ``tsm``            TSM authors' ``.pth``: ``{'state_dict': {'module.base_model.*', 'module.new_fc.*'}, 'arch'}``
-``videomae``       VideoMAE authors' ``.pth``: ``{'model' | 'module': {...}}`` with ``blocks.<i>.attn.q_bias``
+``videomae``       VideoMAE authors' ``.pth``: ``{'model' | 'module': {...}}`` with ``blocks.<i>.attn.q_bias`` (pre-training
+                   checkpoints: the same under ``encoder.``, beside ``decoder.*``)
+``swin2d_imagenet`` the Swin-Transformer authors' 2D ImageNet ``.pth`` (``layers.<i>.blocks.<j>``), inflated to Swin3D
 ``huggingface``    Hugging Face: a folder with ``config.json`` and ``model.safetensors`` / ``pytorch_model.bin``,
                    or the weights file alone (``videomae.*``, ``timesformer.*``, ``classifier.*`` keys)
 =================  ============================================================================================
@@ -71,6 +73,7 @@ def is_videomae(obj: Any) -> bool:
     if not isinstance(obj, Mapping):
         return False
     keys = next((_keys(obj, w) for w in ("model", "module") if isinstance(obj.get(w), Mapping)), _keys(obj))
+    keys = [k.removeprefix("encoder.") for k in keys]  # a pre-training checkpoint: encoder.* and decoder.*
     return any(k.endswith(".attn.q_bias") for k in keys) and any(k.startswith("patch_embed.") for k in keys)
 
 
@@ -79,3 +82,12 @@ def is_huggingface(obj: Any) -> bool:
         return True
     keys = _keys(obj)
     return bool(keys) and any(k.startswith(("videomae.", "timesformer.")) for k in keys)
+
+
+def is_swin2d_imagenet(obj: Any) -> bool:
+    """The Swin-Transformer authors' ImageNet release: ``{'model': {...}}`` with ``layers.<i>.blocks.<j>`` keys and a
+    2D patch embedding (what Video Swin fine-tunes from)."""
+    mapping = find_mapping(obj)
+    if mapping is None or "layers.0.blocks.0.attn.relative_position_bias_table" not in mapping:
+        return False
+    return getattr(mapping.get("patch_embed.proj.weight"), "ndim", 0) == 4

@@ -12,6 +12,7 @@ Layouts (:mod:`vidrec.models.swin3d` keeps torchvision's module names):
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,12 @@ import torch
 from torch import nn
 
 from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD
+from vidrec.models.weights.common import inflate
 from vidrec.models.weights.entries import KINETICS400, SOMETHING_V2, Published, WeightsEntry, add_entry
 from vidrec.models.weights.formats import register_converter
 from vidrec.models.weights.torch_state import unwrap_state_dict
+
+log = logging.getLogger(__name__)
 
 # (authors' key part, ours), applied in turn; ``norm3`` is mmaction2 1.x's name of the final norm
 _MMACTION2_RENAMES = [
@@ -53,8 +57,40 @@ def convert_torchvision(obj: Any, model: nn.Module, path: str | Path) -> dict[st
     return {("fc." + k[5:] if k.startswith("head.") else k): v for k, v in unwrap_state_dict(obj, path).items()}
 
 
+def convert_swin2d(obj: Any, model: nn.Module, path: str | Path) -> dict[str, torch.Tensor]:
+    """A 2D ImageNet Swin inflated as Video Swin's ``inflate_weights`` does (Video-Swin-Transformer mmaction/models/
+    backbones/swin_transformer.py@db018fb:563-614): the patch embedding repeated over its temporal size and divided by
+    it; each relative-position bias table resized (bicubic) to the window's spatial extent when it differs, then
+    repeated ``2·Wt - 1`` times; the index buffers and the classifier are the model's own (re-initialised there)."""
+    own = model.state_dict()
+    state = {}
+    for key, value in unwrap_state_dict(obj, path).items():
+        if "relative_position_index" in key or "attn_mask" in key or key.startswith("head."):
+            continue
+        state[mmaction2_key("backbone." + key)] = value
+    proj = own["patch_embed.proj.weight"]
+    state["patch_embed.proj.weight"] = inflate(state["patch_embed.proj.weight"], proj.shape[2])
+    for key in [k for k in state if k.endswith("relative_position_bias_table")]:
+        table, target = state[key], own.get(key)
+        if target is None or table.shape[1] != target.shape[1]:
+            continue  # reported by the strict load
+        window = model.get_submodule(key.rsplit(".", 1)[0]).window_size
+        spatial = (2 * window[1] - 1) * (2 * window[2] - 1)
+        if table.shape[0] != spatial:
+            side = int(table.shape[0] ** 0.5)
+            grid = table.permute(1, 0).reshape(1, table.shape[1], side, side)
+            grid = nn.functional.interpolate(grid, size=(2 * window[1] - 1, 2 * window[2] - 1), mode="bicubic")
+            table = grid.reshape(table.shape[1], spatial).permute(1, 0)
+        state[key] = table.repeat(2 * window[0] - 1, 1)
+    kept = [k for k in own if "relative_position_index" in k or k.startswith("fc.")]
+    state.update({k: own[k].clone() for k in kept})
+    log.info("%s: a 2D ImageNet Swin inflated to %s; its classifier is not loaded", path, type(model).__name__)
+    return state
+
+
 register_converter("mmaction2", "swin3d", convert_mmaction2)
 register_converter("state_dict", "swin3d", convert_torchvision)
+register_converter("swin2d_imagenet", "swin3d", convert_swin2d)
 
 # ------------------------------------------------------------------ torchvision (ported from the authors)
 _TV = "torchvision 0.29.1 (git 1f1a920) torchvision/models/video/swin_transformer.py"

@@ -109,9 +109,25 @@ def drop_sinusoid_table(state: dict[str, torch.Tensor], key: str) -> dict[str, t
     return state
 
 
+#: What a pre-training checkpoint holds that a classifier has no use for (the authors' fine-tuning drops them too:
+#: run_class_finetuning.py@1d5cc4f:346-355 keeps ``encoder.*`` without its prefix).
+_PRETRAIN_ONLY = ("decoder.", "encoder_to_decoder.", "mask_token", "norm.")
+
+
 def convert_authors(obj: Any, model: nn.Module, path: str | Path) -> dict[str, torch.Tensor]:
-    """The authors' ``{'model' | 'module': ...}``: our names but ``head`` (-> ``fc``)."""
-    state = drop_sinusoid_table(unwrap_state_dict(obj, path), "pos_embed")
+    """The authors' ``{'model' | 'module': ...}``: our names but ``head`` (-> ``fc``). A pre-training checkpoint
+    (``encoder.*``, ``decoder.*``) gives the encoder; ``fc_norm`` and ``fc``, which it lacks, keep the model's own
+    initialisation, as in the authors' fine-tuning (run_class_finetuning.py@1d5cc4f:346-355, 385)."""
+    state = unwrap_state_dict(obj, path)
+    if any(k.startswith("encoder.") for k in state):
+        state = {k.removeprefix("encoder."): v for k, v in state.items() if not k.startswith(("decoder.", "encoder_to_decoder.", "mask_token"))}
+        state = {k: v for k, v in state.items() if not k.startswith(_PRETRAIN_ONLY)}
+        own = model.state_dict()
+        kept = [k for k in own if k.startswith(("fc_norm.", "fc."))]
+        state.update({k: own[k].clone() for k in kept})
+        log.info("%s: a pre-training checkpoint: its encoder is loaded, %s keep their initialisation", path,
+                 ", ".join(sorted({k.rsplit(".", 1)[0] for k in kept})))
+    state = drop_sinusoid_table(state, "pos_embed")
     return rename(state, module_rules({"head": "fc"}))
 
 
