@@ -26,6 +26,7 @@ TINY = [
     "dataset.synthetic.per_class_test=2",
     "dataset.synthetic.frames=12",
     "dataset.clip.frames=4",
+    "dataset.clip.sample_rate=2",  # 4 frames every 2nd span 7 of the 12: room for jitter and windows
     "dataset.num_workers=0",
     "dataset.batch_size=8",
     "dataset.test.num_clips=2",

@@ -306,3 +306,23 @@ def test_the_models_command_lists_and_shows(tmp_path):
     assert "r2plus1d_18.tv_kinetics400" in shown and "python train.py model=r2plus1d model.depth=18" in shown
     bad = subprocess.run([sys.executable, "-m", "vidrec.models", "show", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
+
+
+def test_video_resnet_drop_path_rises_over_the_blocks_and_is_off_in_eval():
+    """``drop_path`` is the last block's stochastic-depth rate, 0 for the first (timm's ResNet rule); in eval the
+    network is the same function as without it."""
+    torch.manual_seed(0)
+    model = build_model("r2plus1d_18", 5, drop_path=0.35)
+    rates = [b.drop_path.rate for stage in (model.layer1, model.layer2, model.layer3, model.layer4) for b in stage]
+    assert rates == pytest.approx([0.35 * i / 7 for i in range(8)])
+    plain = build_model("r2plus1d_18", 5)
+    plain.load_state_dict(model.state_dict())  # no parameters added
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), plain.eval()(x))
+        model.train()
+        torch.manual_seed(1)
+        dropped = model(x)
+        plain.train()
+        torch.manual_seed(1)
+        assert not torch.allclose(dropped, plain(x))

@@ -146,3 +146,16 @@ def test_embedding_names_of_other_families_skip_weight_decay():
     for p in (model.time_embed, model.pos_encoding.spatial_pos, model.blocks[0].relative_position_bias_table):
         assert group_of(groups, p)["weight_decay"] == 0.0
     assert group_of(groups, model.time_embed)["lr_scale"] == pytest.approx(0.75 ** 5)
+
+
+def test_video_resnet_stages_are_its_layers_for_layer_decay():
+    """The 3D-ResNet family: stem layer 0, layerK layer K, the classifier layer 5, so ``model.layer_decay`` scales
+    the stem's lr by decay**5 and the classifier's by 1."""
+    from vidrec.models import build_model
+
+    model = build_model("r2plus1d_tiny", 8)
+    groups = param_groups(model, lr=1.0, weight_decay=0.05, layer_decay=0.5)
+    by_name = {n: g["lr"] for g in groups for n, p in model.named_parameters() if any(p is q for q in g["params"])}
+    assert by_name["stem.0.weight"] == 0.5**5 and by_name["layer3.0.conv1.0.0.weight"] == 0.5**2
+    assert by_name["fc.weight"] == by_name["fc.bias"] == 1.0
+    assert {n.split(".")[0] for n in by_name} == {"stem", "layer1", "layer2", "layer3", "layer4", "fc"}

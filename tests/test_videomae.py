@@ -376,7 +376,7 @@ def test_a_pretraining_checkpoint_gives_the_encoder(ref_s, tmp_path: Path) -> No
     pretrain = {**encoder, "decoder.blocks.0.mlp.fc1.weight": torch.zeros(4, 4), "mask_token": torch.zeros(1, 1, 192),
                 "encoder_to_decoder.weight": torch.zeros(192, 384)}
     torch.save({"model": pretrain}, tmp_path / "checkpoint.pth")
-    model = empty_model("videomae_vit_s")
+    model = build_model("videomae_vit_s", 400).eval()  # initialised: empty memory may hold NaN, never equal to itself
     before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("fc_norm.", "fc."))}
     report = load_pretrained(model, tmp_path / "checkpoint.pth")
     assert report.format == "videomae" and not report.missing and not report.unexpected

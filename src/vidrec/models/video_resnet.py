@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vidrec.models.layers import check_dropout, init_resnet_weights
+from vidrec.models.layers import DropPath, check_dropout, init_resnet_weights
 from vidrec.models.registry import register_model
 
 ConvBuilder = Callable[..., nn.Module]
@@ -66,7 +66,7 @@ class BasicBlock(nn.Module):
     """Two convs with a residual; ``mid_per_conv`` computes (2+1)D mid-planes per conv (VMZ)."""
 
     def __init__(self, in_planes: int, planes: int, conv_builder: ConvBuilder, stride: int = 1,
-                 downsample: nn.Module | None = None, mid_per_conv: bool = False) -> None:
+                 downsample: nn.Module | None = None, mid_per_conv: bool = False, drop_path: float = 0.0) -> None:
         super().__init__()
         mid1 = r2plus1d_mid_planes(in_planes, planes)
         mid2 = r2plus1d_mid_planes(planes, planes) if mid_per_conv else mid1
@@ -75,10 +75,11 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Sequential(conv_builder(planes, planes, mid2), nn.BatchNorm3d(planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.drop_path = DropPath(drop_path)  # stochastic depth of the residual branch (no parameters)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.conv2(self.conv1(x)) + identity)
+        return self.relu(self.drop_path(self.conv2(self.conv1(x))) + identity)
 
 
 def basic_stem(out_planes: int = 64) -> nn.Sequential:
@@ -103,16 +104,24 @@ def r2plus1d_stem(mid_planes: int = 45, out_planes: int = 64) -> nn.Sequential:
 
 
 class VideoResNet(nn.Module):
-    """ResNet of :class:`BasicBlock` s over a stem; ``conv_makers`` picks the conv type per stage."""
+    """ResNet of :class:`BasicBlock` s over a stem; ``conv_makers`` picks the conv type per stage.
+
+    ``drop_path`` is the stochastic-depth rate of the last block, rising linearly from 0 over the blocks (timm's
+    ResNet ``drop_path_rate``); for layer-wise lr decay the stem is layer 0, ``layerK`` layer K and the classifier
+    layer 5 (:meth:`layer_id`)."""
+
+    num_layers = 4
 
     def __init__(self, conv_makers: list[ConvBuilder], layers: list[int], stem: nn.Module,
                  num_classes: int = 400, widths: tuple[int, ...] = (64, 128, 256, 512),
                  dropout: float = 0.0, mid_per_conv: bool = False, bn_eps: float = 1e-5,
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, drop_path: float = 0.0) -> None:
         super().__init__()
         self.stem = stem
         self._in_planes = widths[0]
         self._mid_per_conv = mid_per_conv
+        total = sum(layers)
+        self._drop_rates = iter([drop_path * i / max(total - 1, 1) for i in range(total)])
         self.layer1 = self._make_layer(conv_makers[0], widths[0], layers[0], stride=1)
         self.layer2 = self._make_layer(conv_makers[1], widths[1], layers[1], stride=2)
         self.layer3 = self._make_layer(conv_makers[2], widths[2], layers[2], stride=2)
@@ -120,6 +129,7 @@ class VideoResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
         self.dropout = nn.Dropout(check_dropout(dropout))
         self.fc = nn.Linear(widths[3], num_classes)
+        del self._drop_rates
         init_resnet_weights(self)
         for m in self.modules():
             if isinstance(m, nn.BatchNorm3d):
@@ -134,11 +144,20 @@ class VideoResNet(nn.Module):
                 nn.Conv3d(self._in_planes, planes, 1, conv_builder.downsample_stride(stride), bias=False),
                 nn.BatchNorm3d(planes),
             )
-        layers = [BasicBlock(self._in_planes, planes, conv_builder, stride, downsample, self._mid_per_conv)]
+        layers = [BasicBlock(self._in_planes, planes, conv_builder, stride, downsample, self._mid_per_conv,
+                             next(self._drop_rates))]
         self._in_planes = planes
-        layers += [BasicBlock(planes, planes, conv_builder, mid_per_conv=self._mid_per_conv)
-                   for _ in range(1, blocks)]
+        layers += [BasicBlock(planes, planes, conv_builder, mid_per_conv=self._mid_per_conv,
+                              drop_path=next(self._drop_rates)) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
+
+    def layer_id(self, name: str) -> int:
+        """The layer of a parameter for layer-wise lr decay: 0 stem, K ``layerK``, 5 the classifier."""
+        if name.startswith("stem."):
+            return 0
+        if name.startswith("layer"):
+            return int(name[len("layer")])
+        return self.num_layers + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
@@ -148,31 +167,32 @@ class VideoResNet(nn.Module):
 
 
 @register_model("r3d_18", family="video_resnet", reference=TORCHVISION_REF)
-def r3d_18(num_classes: int, dropout: float = 0.0) -> VideoResNet:
+def r3d_18(num_classes: int, dropout: float = 0.0, drop_path: float = 0.0) -> VideoResNet:
     """R3D-18: 3x3x3 convs throughout."""
-    return VideoResNet([Conv3DSimple] * 4, [2, 2, 2, 2], basic_stem(), num_classes, dropout=dropout)
+    return VideoResNet([Conv3DSimple] * 4, [2, 2, 2, 2], basic_stem(), num_classes, dropout=dropout, drop_path=drop_path)
 
 
 @register_model("mc3_18", family="video_resnet", reference=TORCHVISION_REF)
-def mc3_18(num_classes: int, dropout: float = 0.0) -> VideoResNet:
+def mc3_18(num_classes: int, dropout: float = 0.0, drop_path: float = 0.0) -> VideoResNet:
     """MC3-18: 3D convs in layer1, 2D (1x3x3) convs in layers 2-4."""
     return VideoResNet([Conv3DSimple] + [Conv3DNoTemporal] * 3, [2, 2, 2, 2], basic_stem(), num_classes,
-                       dropout=dropout)
+                       dropout=dropout, drop_path=drop_path)
 
 
 @register_model("r2plus1d_18", family="video_resnet", reference=TORCHVISION_REF)
-def r2plus1d_18(num_classes: int, dropout: float = 0.0, mid_per_conv: bool = False) -> VideoResNet:
+def r2plus1d_18(num_classes: int, dropout: float = 0.0, mid_per_conv: bool = False,
+                drop_path: float = 0.0) -> VideoResNet:
     """R(2+1)D-18 as in torchvision (one mid-plane count per block); ``mid_per_conv=True``: VMZ's Caffe2 R(2+1)D-18
     (``r2.5d_d18_l*.pkl``), whose second conv of a block has its own mid-plane count."""
-    return VideoResNet([Conv2Plus1D] * 4, [2, 2, 2, 2], r2plus1d_stem(), num_classes, dropout=dropout,
+    return VideoResNet([Conv2Plus1D] * 4, [2, 2, 2, 2], r2plus1d_stem(), num_classes, dropout=dropout, drop_path=drop_path,
                        mid_per_conv=mid_per_conv)
 
 
 @register_model("r2plus1d_34", family="video_resnet", frames=32,
                 reference="VMZ R(2+1)D-34 (facebookresearch/VMZ; ig65m-pytorch layout)")
-def r2plus1d_34(num_classes: int, dropout: float = 0.0) -> VideoResNet:
+def r2plus1d_34(num_classes: int, dropout: float = 0.0, drop_path: float = 0.0) -> VideoResNet:
     """R(2+1)D-34 as released by VMZ: mid-planes per conv, BatchNorm eps 1e-3 (Caffe2)."""
-    return VideoResNet([Conv2Plus1D] * 4, [3, 4, 6, 3], r2plus1d_stem(), num_classes, dropout=dropout,
+    return VideoResNet([Conv2Plus1D] * 4, [3, 4, 6, 3], r2plus1d_stem(), num_classes, dropout=dropout, drop_path=drop_path,
                        mid_per_conv=True, bn_eps=1e-3)
 
 
@@ -181,15 +201,15 @@ TINY_WIDTHS = (16, 32, 64, 128)
 
 @register_model("r3d_tiny", family="video_resnet", frames=8, size=64,
                 reference="vidrec: R3D with layers [1,1,1,1], widths 16-128 (tests, synthetic data)")
-def r3d_tiny(num_classes: int, dropout: float = 0.0) -> VideoResNet:
+def r3d_tiny(num_classes: int, dropout: float = 0.0, drop_path: float = 0.0) -> VideoResNet:
     """A small R3D for tests and the CPU synthetic dataset."""
     return VideoResNet([Conv3DSimple] * 4, [1, 1, 1, 1], basic_stem(TINY_WIDTHS[0]), num_classes,
-                       widths=TINY_WIDTHS, dropout=dropout)
+                       widths=TINY_WIDTHS, dropout=dropout, drop_path=drop_path)
 
 
 @register_model("r2plus1d_tiny", family="video_resnet", frames=8, size=64,
                 reference="vidrec: R(2+1)D with layers [1,1,1,1], widths 16-128, per-conv mid-planes")
-def r2plus1d_tiny(num_classes: int, dropout: float = 0.0) -> VideoResNet:
+def r2plus1d_tiny(num_classes: int, dropout: float = 0.0, drop_path: float = 0.0) -> VideoResNet:
     """A small R(2+1)D for tests and the CPU synthetic dataset (stem 3 -> 12 -> 16 channels)."""
     return VideoResNet([Conv2Plus1D] * 4, [1, 1, 1, 1], r2plus1d_stem(12, TINY_WIDTHS[0]), num_classes,
-                       widths=TINY_WIDTHS, dropout=dropout, mid_per_conv=True)
+                       widths=TINY_WIDTHS, dropout=dropout, drop_path=drop_path, mid_per_conv=True)
