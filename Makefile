@@ -40,9 +40,10 @@ PARALLEL ?= -n $(shell nproc 2>/dev/null || echo 2) --dist loadfile
 test: setup
 	$(PY) -m pytest -q $(PARALLEL) -m "not slow and not network" $(ARGS)
 
-# the slow tests; CI runs them after `make test`
+# the slow tests (CI runs them after `make test`): two workers, then the ones holding several GB alone
 test-slow: setup
-	$(PY) -m pytest -q -m "slow and not network" $(ARGS)
+	$(PY) -m pytest -q $(PARALLEL) -m "slow and not network and not memory" $(ARGS)
+	$(PY) -m pytest -q -m "memory and not network" $(ARGS)
 
 # The version matrix: the suite above on $(TORCH_VERSION), then in a second venv on the newest torch tested,
 # with torchvision, whose comparison tests must run there (VIDREC_REQUIRE_TORCHVISION=1 turns their skip

@@ -8,7 +8,7 @@ learning rate follows the real run), and reads the clip-level ``val/top1`` of ev
 dataset is generated once under ``$VIDREC_BENCH_CACHE``. Extra arguments are Hydra overrides for every seed
 (``optimizer.lr=0.001``) to compare a variant; runs go ``--jobs`` at a time, each on ``cores / jobs`` threads.
 
-    python benchmarks/seed_robustness.py [--seeds 0-7] [--epochs 3] [--jobs 2] [override ...]
+    python benchmarks/seed_robustness.py [--seeds 0-7] [--epochs 3] [--jobs 2] [--plot curves.png] [override ...]
 
 Its last line is ``left chance: K/N seeds`` (goal: all of them).
 """
@@ -55,12 +55,32 @@ def run_seed(seed: int, epochs: int, overrides: list[str], threads: int, data_di
     return val_top1_per_epoch(root)
 
 
+def plot(curves: dict[int, list[float]], threshold: float, title: str, out: Path) -> None:
+    """The val/top1 curve of every seed, with chance and the threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for seed, curve in curves.items():
+        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=f"seed {seed}")
+    ax.axhline(0.125, color="grey", linestyle=":", label="chance")
+    ax.axhline(threshold, color="black", linestyle="--", label="threshold")
+    ax.set(xlabel="epoch", ylabel="clip-level val top-1", ylim=(0, 1), title=title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0-7")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.25)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--plot", type=Path, help="write the seeds' val/top1 curves to this PNG")
     args, overrides = parser.parse_known_args()
     common.header("seed robustness of the default recipe")
     print(f"overrides: {' '.join(overrides) or '(none: the default recipe)'}; {args.epochs} of {RECIPE_EPOCHS} "
@@ -81,6 +101,9 @@ def main() -> None:
         left += ok
         print(f"seed {seed}: val/top1 per epoch {' '.join(f'{v:.3f}' for v in curve)}  "
               f"{'left chance' if ok else 'AT CHANCE'}")
+    if args.plot:
+        plot(curves, args.threshold, f"{' '.join(overrides) or 'default recipe'}: {left}/{len(seeds)} left chance",
+             args.plot)
     print(f"left chance: {left}/{len(seeds)} seeds")
 
 

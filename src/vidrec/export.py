@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -50,10 +51,32 @@ def export_onnx(net: nn.Module, example: torch.Tensor, path: Path, opset: int = 
             program.save(str(tmp))
             os.replace(tmp, path)
         else:
-            with atomic_open(path, "wb") as handle:
-                torch.onnx.export(net, (example,), handle, dynamo=False, opset_version=opset,
+            with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+                staged = Path(tmp) / path.name
+                torch.onnx.export(net, (example,), str(staged), dynamo=False, opset_version=opset,
                                   input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                   dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"}})
+                if any(p != staged for p in Path(tmp).iterdir()):  # over protobuf's 2 GiB: one file per tensor
+                    _gather_external_data(staged, external_data_path(path).name)
+                    os.replace(external_data_path(staged), external_data_path(path))
+                os.replace(staged, path)  # the graph last: it is never there without its weights
+
+
+def external_data_path(path: Path) -> Path:
+    """Where the weights of an ONNX file over protobuf's 2 GiB limit lie: ``<file>.data`` beside it (onnxruntime
+    finds them by the relative location recorded in the graph)."""
+    return path.with_name(path.name + ".data")
+
+
+def _gather_external_data(path: Path, location: str) -> None:
+    """Rewrite the ONNX file ``path`` with all its external tensors in one file, ``location``, beside it."""
+    try:
+        import onnx
+    except ImportError:
+        raise VidrecError(f"{path.name}: the model is over protobuf's 2 GiB, and gathering its weights in one file "
+                          "needs the onnx package: pip install onnx") from None
+    model = onnx.load(str(path))  # with the per-tensor files the exporter wrote beside it
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=location)
 
 
 def export_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> None:

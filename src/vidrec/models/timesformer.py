@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from vidrec.models.layers import check_dropout, stochastic_depth_rates
 from vidrec.models.registry import register_model
@@ -54,6 +53,14 @@ class DividedSpaceTimeBlock(Block):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+def nearest_indices(size: int, out: int) -> torch.Tensor:
+    """The source index of each of ``out`` positions when ``size`` positions are resized by ``F.interpolate(mode=
+    "nearest")`` (``floor(i · size / out)`` with a float32 scale, as its kernel computes it): indexing with them is that
+    resize, and exports to ONNX exactly (ONNX ``Resize`` rounds its scale differently: 14 → 2 picks 0, 6, not 0, 7)."""
+    scale = torch.tensor(size / out, dtype=torch.float32)
+    return (torch.arange(out, dtype=torch.float32) * scale).floor().long().clamp(max=size - 1)
+
+
 class TimeSformer(nn.Module):
     """TimeSformer (divided space-time attention) built for ``num_frames`` × ``img_size``; runs on any clip size."""
 
@@ -84,15 +91,15 @@ class TimeSformer(nn.Module):
         grid = int((self.pos_embed.shape[1] - 1) ** 0.5)
         if (h, w) == (grid, grid):
             return self.pos_embed
-        other = self.pos_embed[:, 1:].transpose(1, 2).reshape(1, -1, grid, grid)
-        other = F.interpolate(other, size=(h, w), mode="nearest").flatten(2).transpose(1, 2)
+        other = self.pos_embed[:, 1:].reshape(1, grid, grid, -1)
+        other = other[:, nearest_indices(grid, h)][:, :, nearest_indices(grid, w)].flatten(1, 2)
         return torch.cat((self.pos_embed[:, :1], other), 1)
 
     def _time_positions(self, frames: int) -> torch.Tensor:
         """``time_embed`` for ``frames`` frames: (1, frames, D), resized by nearest neighbour if needed."""
         if frames == self.time_embed.shape[1]:
             return self.time_embed
-        return F.interpolate(self.time_embed.transpose(1, 2), size=frames, mode="nearest").transpose(1, 2)
+        return self.time_embed[:, nearest_indices(self.time_embed.shape[1], frames)]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The normalised class token (B, D): the input of ``fc``."""
