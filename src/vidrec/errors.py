@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class VidrecError(Exception):
     """Base class of vidrec's own errors; the message names the file, key or value and the fix."""
@@ -25,3 +28,13 @@ class CheckpointError(VidrecError):
 
 class DataError(VidrecError):
     """The data as a whole is unusable (too many skipped videos, empty subset...)."""
+
+
+def run_command(action: Callable[[], None]) -> int:
+    """A command-line tool's exit status: 0 when ``action()`` succeeds, else 2 with its error as one line on stderr."""
+    try:
+        action()
+    except VidrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from vidrec.errors import VidrecError
+from vidrec.errors import VidrecError, run_command
 from vidrec.models.weights.entries import WeightsEntry, get_weights, list_weights
 
 _HASH_PREFIX = re.compile(r"-([0-9a-f]{8,64})\.[a-z]+$")
@@ -161,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     get_p.add_argument("--dir", help="cache folder (default $VIDREC_WEIGHTS or ~/.cache/vidrec/weights)")
     get_p.add_argument("--url", help="fetch from this address instead (a mirror)")
     args = parser.parse_args(argv)
-    try:
+
+    def action() -> None:
         if args.command == "list":
             print(table())
             if args.out:
@@ -176,10 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(f"{path}\nuse it: python eval.py {model_overrides(get_weights(args.name).model)} "
                   f"model.pretrained={path} dataset=<name>")
-    except VidrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(action)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vidrec.errors import VidrecError
+from vidrec.errors import VidrecError, run_command
 from vidrec.models.complexity import count_params
 from vidrec.models.registry import list_models, model_info
 from vidrec.models.weights.entries import entries_for
@@ -56,12 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_p = sub.add_parser("show", help="one network and its released weights")
     show_p.add_argument("name")
     args = parser.parse_args(argv)
-    try:
-        print(table() if args.command == "list" else show(args.name))
-    except VidrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: print(table() if args.command == "list" else show(args.name)))
 
 
 if __name__ == "__main__":
