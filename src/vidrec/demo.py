@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,9 @@ def build_app(demo: Demo):
     return app
 
 
+CLOSE_TIMEOUT_S = 10  # how long the page's server may take to close on Ctrl-C / SIGTERM
+
+
 def serve(dcfg: DictConfig) -> None:
     """What ``demo.py`` does: load the model, start the page, block until interrupted."""
     cfg = dcfg.demo
@@ -131,7 +135,11 @@ def serve(dcfg: DictConfig) -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        app.close()
+        # a Ctrl-C that lands while gradio is still starting can leave its close() waiting on a server thread:
+        # bounded, so the folder is removed and the process ends either way
+        closing = threading.Thread(target=app.close, daemon=True)
+        closing.start()
+        closing.join(CLOSE_TIMEOUT_S)
         shutil.rmtree(workdir, ignore_errors=True)  # users' uploads, timelines, caches
         print(f"vidrec demo stopped; removed {workdir}", flush=True)
 
