@@ -56,14 +56,15 @@ def test_ctrl_c_ends_with_the_resume_command_which_resumes(tmp_path, data_dir):
     last = run / "checkpoints" / "last.ckpt"
     epochs = 8  # Ctrl-C after the first epoch lands mid-run (one tiny epoch can end before the signal arrives)
     args = [*TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", f"trainer.max_epochs={epochs}", "test=false"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 300
     while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    signalled = {"running": proc.poll() is None, "epoch": load_checkpoint(last)["epoch"] if last.is_file() else None}
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1 and "interrupted; resume with:" in err, err[-2000:]
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "interrupted; resume with:" in err, (signalled, out[-1500:], err[-1500:])
     command = shlex.split(err.split("interrupted; resume with:")[1].strip().splitlines()[0])
     assert command[:2] == ["python", "train.py"] and "ckpt_path=last" in command and f"hydra.run.dir={run}" in command
     resumed = run_entry("train.py", *command[2:])
