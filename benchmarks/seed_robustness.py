@@ -44,6 +44,13 @@ def val_top1_per_epoch(run_root: Path) -> list[float]:
         return [float(row["val/top1"]) for row in csv.DictReader(f) if row.get("val/top1")]
 
 
+def run_precision(run_root: Path) -> str:
+    """The precision the run trained in, with auto's reason, from its start-up line."""
+    (log,) = run_root.glob("logs/train/runs/*/train.log")
+    line = next((ln for ln in log.read_text().splitlines() if "compute:" in ln), "")
+    return next((part.strip() for part in line.split(" | ") if part.strip().startswith("precision ")), "precision ?")
+
+
 def run_seed(seed: int, epochs: int, overrides: list[str], threads: int, data_dir: Path, root: Path) -> list[float]:
     """Train ``seed`` for ``epochs`` epochs of the recipe's schedule; its ``val/top1`` per epoch."""
     env = {**os.environ, "VIDREC_ROOT": str(root), "OMP_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"}
@@ -62,13 +69,15 @@ def plot(curves: dict[int, list[float]], threshold: float, title: str, out: Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = max(len(curve) for curve in curves.values())
     for seed, curve in curves.items():
         ax.plot(range(1, len(curve) + 1), curve, marker="o", label=f"seed {seed}")
+    ax.set_xticks(range(1, epochs + 1))
     ax.axhline(0.125, color="grey", linestyle=":", label="chance")
     ax.axhline(threshold, color="black", linestyle="--", label="threshold")
     ax.set(xlabel="epoch", ylabel="clip-level val top-1", ylim=(0, 1), title=title)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=6, ncol=4, loc="upper left")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -91,6 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vidrec-seeds-") as tmp:
         # the first run generates the dataset; the others wait for it
         first = run_seed(seeds[0], args.epochs, overrides, threads, data_dir, Path(tmp) / str(seeds[0]))
+        print(run_precision(Path(tmp) / str(seeds[0])), flush=True)
         with ThreadPoolExecutor(args.jobs) as pool:
             rest = pool.map(lambda s: run_seed(s, args.epochs, overrides, threads, data_dir, Path(tmp) / str(s)),
                             seeds[1:])

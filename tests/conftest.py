@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -70,6 +71,15 @@ def trained(tmp_path_factory, data_dir) -> tuple[Path, subprocess.CompletedProce
     proc = run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", "trainer.max_epochs=2",
                      "checkpoint.every_n_epochs=1", "trainer.precision=32-true")
     return run, proc
+
+
+@functools.cache
+def bf16_sound() -> bool:
+    """Whether bf16 conv3d training is sound on this CPU (native bf16 and the self-check passes): where it is
+    not (the AMD EPYC of docs/platforms.md), a forced bf16 run may go NaN, so tests train in fp32 there."""
+    from vidrec.precision import cpu_bf16_flags, isolated_self_check
+
+    return bool(cpu_bf16_flags()) and isolated_self_check()
 
 
 def read_json(path: Path) -> dict:

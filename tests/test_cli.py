@@ -7,11 +7,13 @@ test_num_classes_must_match_annotation.
 
 from __future__ import annotations
 
+import re
+
 import hydra
 import pytest
 import torch
 
-from conftest import data_module, dataset_cfg, make_dataset, one_error_line, run_entry
+from conftest import TINY, data_module, dataset_cfg, make_dataset, one_error_line, run_entry
 from vidrec.checkpoint import check_model_fits, load_checkpoint, model_state
 from vidrec.cli import run_entry as run_cli_entry
 from vidrec.errors import CheckpointError, ConfigError
@@ -119,6 +121,16 @@ def test_a_failed_run_prints_one_error_line_and_leaves_no_empty_run_dir(tmp_path
     assert "[ERROR]" not in proc.stdout + proc.stderr and not out.exists()
 
 
+def test_a_diverging_run_stops_at_its_first_non_finite_loss(tmp_path, data_dir, no_full_error):
+    """A NaN loss ends the run with one line naming the step, the precision and the fixes, rather than training
+    on at chance to the last epoch."""
+    proc = run_entry("train.py", *TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path}", "optimizer.lr=1e30",
+                     "trainer.precision=32-true", "trainer.max_epochs=3", check=False)
+    line = one_error_line(proc)
+    assert re.match(r"error: train/loss is (nan|inf|-inf) at epoch 0, step \d+ ", line) and "precision 32-true" in line, line
+    assert "lower optimizer.lr" in line and not (tmp_path / "metrics.json").exists()
+
+
 def test_eval_override_of_an_unknown_dataset_key_names_the_close_ones(trained, tmp_path, no_full_error):
     run, _ = trained
     proc = run_entry("eval.py", f"ckpt_path={run}", "+dataset.rot=/x", f"hydra.run.dir={tmp_path}", check=False)
@@ -152,3 +164,11 @@ def test_a_misspelt_key_names_the_closest_valid_keys_and_leaves_no_run_dir(overr
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert override.split("=")[0].lstrip("+") in line and closest in line, line
     assert not list(tmp_path.glob("logs/train/runs/*"))
+
+
+@pytest.mark.parametrize("script", ["train.py", "eval.py"])
+def test_help_offers_the_groups_a_user_chooses_from(script, tmp_path):
+    """``--help`` lists model, dataset, optimizer, ... and not the typed schemas the configs compose from."""
+    groups = run_entry(script, "--help", cwd=tmp_path).stdout.split("== Config ==")[0]
+    assert "model: " in groups and "dataset: " in groups
+    assert "schema" not in groups, groups

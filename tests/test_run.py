@@ -14,8 +14,11 @@ def test_train_writes_the_run_dir(trained):
     assert f"run dir: {run}" in proc.stdout and "metrics:" in proc.stdout
     output = proc.stdout + proc.stderr
     assert "model r2plus1d_tiny (0.9 M parameters, " in output and " GFLOPs a clip)" in output
-    for noise in ("Total FLOPs", "litlogger", "LeafSpec"):  # Lightning's lines that do not apply
-        assert noise not in output, noise
+    for noise in ("Total FLOPs", "litlogger", "litmodels", "LeafSpec", "on_after_batch_transfer"):  # Lightning's
+        assert noise not in output, noise  # lines that do not apply (vidrec normalises after the transfer on purpose)
+    # the final summary once, saying which weights each level's figures come from
+    assert output.count("run dir: ") == 1 and proc.stdout.count("val/top1 ") == 1
+    assert "val = clip-level, epoch 1, the last; test = video-level, " in proc.stdout
     assert (run / "training_curves.png").stat().st_size > 5000
     for name in [".hydra/config.yaml", "metrics.json", "results.json", "predictions.csv", "per_class.csv",
                  "confusion_matrix.png", "checkpoints/last.ckpt", "checkpoints/epoch000.ckpt", "checkpoints/epoch001.ckpt"]:
@@ -61,6 +64,8 @@ def test_eval_reproduces_train_test_results(trained, tmp_path):
     assert read_json(tmp_path / "metrics.json")["_levels"]["test"].startswith("video-level")
     assert eval_res["throughput"]["views_per_s"] > 0 and 0.0 <= eval_res["throughput"]["data_wait_frac"] <= 1.0
     assert "views/s" in proc.stdout + proc.stderr
+    assert f"scoring {best}" in proc.stdout + proc.stderr  # which checkpoint it scored, in the log too
+    assert f"scoring {best}" in (tmp_path / "eval.log").read_text()
 
 
 def test_eval_reads_its_checkpoint_once(trained, tmp_path, monkeypatch):

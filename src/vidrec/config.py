@@ -1,5 +1,5 @@
 """How the configs compose: the schemas registered with Hydra's ConfigStore before any config is composed
-(``schema/dataset`` and ``data_schema`` from :mod:`vidrec.data.spec`, and ``schema/model``, the arguments of the
+(``dataset_schema`` and ``data_schema`` from :mod:`vidrec.data.spec`, and ``model_schema``, the arguments of the
 LightningModule every ``configs/model/*.yaml`` instantiates), so a misspelt key fails at composition with its
 name; and the experiment a bare ``python train.py`` runs."""
 
@@ -64,10 +64,10 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("vidrec.cwd", os.getcwd, replace=True)
 
     store = ConfigStore.instance()
-    # in a group of their own (``- /schema/model@_here_`` in each model config), so that --help does not offer
-    # them as a model or a dataset
-    store.store(group="schema", name="dataset", node=DatasetConfig)
-    store.store(group="schema", name="model", node=ModuleConfig)
+    # outside any group (``- /model_schema@_here_`` in each model config), so that --help offers them neither
+    # as a group nor as a model or a dataset
+    store.store(name="dataset_schema", node=DatasetConfig)
+    store.store(name="model_schema", node=ModuleConfig)
     store.store(name="data_schema", node=DataConfig, package="data")
     _registered = True
 

@@ -30,6 +30,10 @@ class DataError(VidrecError):
     """The data as a whole is unusable (too many skipped videos, empty subset...)."""
 
 
+class DivergedError(VidrecError):
+    """Training produced a non-finite loss."""
+
+
 def run_command(action: Callable[[], None]) -> int:
     """A command-line tool's exit status: 0 when ``action()`` succeeds, else 2 with its error as one line on stderr."""
     try:

@@ -23,7 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from vidrec.checkpoint import check_model_fits, model_state
 from vidrec.data.transforms import normalize_cthw
-from vidrec.errors import ConfigError, DataError
+from vidrec.errors import ConfigError, DataError, DivergedError
 from vidrec.mixup import Mixup, mixup_accuracy_inputs, soft_target_cross_entropy, step_rng
 from vidrec.models import load_pretrained
 from vidrec.models.finetune import backbone_parameters, get_head, head_parameters
@@ -179,7 +179,23 @@ class VideoClassifier(pl.LightningModule):
             self.train_metrics.update(logits.detach(), batch["label"])
         # synced: the loss of the global batch (mean over ranks), the same figure on 1 and on N processes
         self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["label"]))
+        if batch_idx % self.trainer.log_every_n_steps == 0:  # a host sync, so only as often as the loss is logged
+            self._check_finite(loss)
         return loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stop a run whose loss went NaN or infinite (nothing after it can recover), as PySlowFast's
+        ``check_nan_losses`` does, instead of training on to the end at chance."""
+        if bool(torch.isfinite(loss.detach())):
+            return
+        precision = str(self.trainer.precision)
+        hint = ("; bf16 on this CPU may be the cause (docs/platforms.md): retry with trainer.precision=32-true"
+                if "bf16" in precision and self.device.type == "cpu" else "")
+        raise DivergedError(
+            f"train/loss is {float(loss.detach()):.4g} at epoch {self.current_epoch}, step {self.global_step} "
+            f"(precision {precision}, lr {self.trainer.optimizers[0].param_groups[0]['lr']:.3g}): the run diverged; "
+            f"lower optimizer.lr or set trainer.gradient_clip_val, then start again or resume from an earlier "
+            f"checkpoint{hint}")
 
     def on_train_epoch_end(self) -> None:
         self.log_dict(self.train_metrics.compute(), sync_dist=True)
