@@ -33,13 +33,18 @@ _CHECK_CONVS = (((4, 32, 2, 7, 7), (32, 32, 3, 1, 1), (1, 0, 0), False),
                 ((4, 64, 2, 7, 7), (64, 64, 3, 3, 3), (1, 1, 1), True))
 
 
-def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
-    """The native bf16 instruction sets among the CPU's flags (``avx512_bf16``, ``amx_bf16``); [] if unknown."""
+def _cpuinfo_field(name: str, cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The first ``name : value`` of ``cpuinfo``; "" if absent or unreadable."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(name)), "")
+
+
+def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
+    """The native bf16 instruction sets among the CPU's flags (``avx512_bf16``, ``amx_bf16``); [] if unknown."""
+    flags = _cpuinfo_field("flags", cpuinfo).split()
     return [f for f in BF16_FLAGS if f in flags]
 
 
@@ -61,15 +66,6 @@ def conv3d_bf16_grads_finite(trials: int = 8, seed: int = 0) -> bool:
     return True
 
 
-def _cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                "unknown CPU")
-
-
 def check_cache_path() -> Path:
     """Where the self-check's verdicts are kept: ``$VIDREC_CACHE`` or ``~/.cache/vidrec``, ``cpu_bf16_check.json``."""
     root = os.environ.get("VIDREC_CACHE") or Path.home() / ".cache" / "vidrec"
@@ -79,7 +75,7 @@ def check_cache_path() -> Path:
 def isolated_self_check(timeout: float = 120.0) -> bool:
     """:func:`conv3d_bf16_grads_finite` in a child process (a crash or a hang is a failed check), run once per
     CPU model and torch version: the verdict is cached in :func:`check_cache_path`."""
-    key = f"{_cpu_model()} | {'+'.join(cpu_bf16_flags())} | torch {torch.__version__}"
+    key = f"{_cpuinfo_field('model name') or 'unknown CPU'} | {'+'.join(cpu_bf16_flags())} | torch {torch.__version__}"
     path = check_cache_path()
     try:
         verdicts = json.loads(path.read_text())
