@@ -184,8 +184,9 @@ class VideoClassifier(pl.LightningModule):
         return loss
 
     def _check_finite(self, loss: torch.Tensor) -> None:
-        """Stop a run whose loss went NaN or infinite (nothing after it can recover), as PySlowFast's
-        ``check_nan_losses`` does, instead of training on to the end at chance."""
+        """Stop a run whose loss went NaN or infinite (nothing after it can recover), as PySlowFast does
+        (``slowfast/utils/misc.py`` ``check_nan_losses``, called by ``tools/train_net.py``), instead of training on
+        to the end at chance."""
         if bool(torch.isfinite(loss.detach())):
             return
         precision = str(self.trainer.precision)
