@@ -7,7 +7,8 @@ Training cases (clips of the models' papers): ``r2plus1d_18`` 16×112², ``r2plu
 initial weights and batches, ``lightning_seconds`` vs ``bare_seconds``, wall time after
 ``torch.cuda.synchronize()``, the first step excluded. torch.compile runs for ``r2plus1d_18`` only unless
 ``--compile-all`` (each compile takes minutes). ``--cpu --tiny`` runs every part on CPU with tiny models and
-inputs in seconds (the test of this script); its figures are a smoke test, not measurements.
+inputs in seconds (the test of this script), in the precision ``trainer.precision=auto`` picks on that CPU (fp32
+where bf16 conv3d gradients are unsound, docs/platforms.md); its figures are a smoke test, not measurements.
 
     python benchmarks/gpu/measure.py --out gpu.json             # one GPU (benchmarks/gpu/run.sh)
     python benchmarks/gpu/measure.py --cpu --tiny --out cpu.json
@@ -32,14 +33,19 @@ import train_step  # noqa: E402
 
 from vidrec.models import build_model  # noqa: E402
 from vidrec.models.speed import apply_speed_options  # noqa: E402
+from vidrec.precision import resolve_precision  # noqa: E402
 
 # (model, frames, size, batch)
 FULL = [("r2plus1d_18", 16, 112, 32), ("r2plus1d_34", 32, 112, 16), ("i3d_nl_r50", 32, 224, 8)]
 TINY = [("r2plus1d_tiny", 4, 32, 2)]
-PRECISION = "bf16-mixed"
+PRECISION = "bf16-mixed"  # on the GPU
 
 
-def train_figures(cases, device: str, steps: int, compile_backend: str, compile_all: bool) -> dict:
+def mode_name(precision: str) -> str:
+    return f"{'bf16' if precision.startswith('bf16') else 'fp32'}+cl3d"
+
+
+def train_figures(cases, device: str, precision: str, steps: int, compile_backend: str, compile_all: bool) -> dict:
     """Lightning vs bare clips/s per case and mode (channels_last_3d; + torch.compile)."""
     clock = train_step.cuda_clock if device == "cuda" else time.process_time
     optimizer = functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9)
@@ -48,11 +54,11 @@ def train_figures(cases, device: str, steps: int, compile_backend: str, compile_
         torch.manual_seed(0)
         initial = build_model(name, 8)
         batches = train_step.random_batches(batch, frames, size)
-        modes = {"bf16+cl3d": {"channels_last": True}}
+        modes = {mode_name(precision): {"channels_last": True}}
         if compile_all or name in ("r2plus1d_18", "r2plus1d_tiny"):
-            modes["bf16+cl3d+compile"] = {"channels_last": True, "compile": {"backend": compile_backend}}
+            modes[f"{mode_name(precision)}+compile"] = {"channels_last": True, "compile": {"backend": compile_backend}}
         for mode, options in modes.items():
-            kw = {"device": device, "precision": PRECISION, "options": options, "clock": clock}
+            kw = {"device": device, "precision": precision, "options": options, "clock": clock}
             light = train_step.lightning_seconds(initial, batches, steps, optimizer, **kw)
             bare = train_step.bare_seconds(initial, batches, steps, optimizer, **kw)
             work = (steps - 2) * batch
@@ -63,8 +69,8 @@ def train_figures(cases, device: str, steps: int, compile_backend: str, compile_
     return out
 
 
-def torchvision_figures(frames: int, size: int, batch: int, device: str, steps: int) -> dict:
-    """vidrec's ``r2plus1d_18`` vs torchvision's in the same bare loop (bf16-mixed + channels_last_3d)."""
+def torchvision_figures(frames: int, size: int, batch: int, device: str, precision: str, steps: int) -> dict:
+    """vidrec's ``r2plus1d_18`` vs torchvision's in the same bare loop (``precision`` + channels_last_3d)."""
     try:
         from torchvision.models.video import r2plus1d_18
     except ImportError as e:
@@ -72,7 +78,7 @@ def torchvision_figures(frames: int, size: int, batch: int, device: str, steps: 
     clock = train_step.cuda_clock if device == "cuda" else time.process_time
     optimizer = functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9)
     batches = train_step.random_batches(batch, frames, size)
-    kw = {"device": device, "precision": PRECISION, "options": {"channels_last": True}, "clock": clock}
+    kw = {"device": device, "precision": precision, "options": {"channels_last": True}, "clock": clock}
     torch.manual_seed(0)
     ours = train_step.bare_seconds(build_model("r2plus1d_18", 8), batches, steps, optimizer, **kw)
     torch.manual_seed(0)
@@ -149,15 +155,17 @@ def main() -> None:
     train_step.quiet()
     common.header(f"GPU figures on {device}{' (tiny)' if args.tiny else ''}")
     steps = 4 if args.tiny else 12
+    precision = PRECISION if device == "cuda" else resolve_precision({"precision": "auto"}, "cpu")[0]
     video = common.bench_video(seconds=2, width=160, height=120) if args.tiny else common.bench_video()
     figures = {
         "machine": common.machine(), "python": platform.python_version(),
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "tiny": args.tiny,
-        "precision": PRECISION, "command": " ".join(sys.argv),
+        "precision": precision, "command": " ".join(sys.argv),
     }
-    figures["train"] = train_figures(TINY if args.tiny else FULL, device, steps, "eager" if args.tiny else "inductor",
-                                     args.compile_all)
-    figures["torchvision_r2plus1d_18"] = torchvision_figures(*((4, 32, 2) if args.tiny else (16, 112, 32)), device, steps)
+    figures["train"] = train_figures(TINY if args.tiny else FULL, device, precision, steps,
+                                     "eager" if args.tiny else "inductor", args.compile_all)
+    figures["torchvision_r2plus1d_18"] = torchvision_figures(*((4, 32, 2) if args.tiny else (16, 112, 32)), device,
+                                                             precision, steps)
     figures["test_10x3"] = test_view_figures(*(("r2plus1d_tiny", 4, 32) if args.tiny else ("r2plus1d_18", 16, 112)),
                                              device, 2 if args.tiny else 10, video)
     workers = 2 if args.tiny else dataloader.available_cpus()
