@@ -1,6 +1,6 @@
 """vidrec's networks against the reference implementations of the same models: forward + backward, CPU time of this
-process, the same weights and the same input, alternating rounds, fp32 and bf16 autocast (+ channels_last_3d for the
-convolutional ones).
+process, the same input (each side with its own initial weights: the time does not depend on their values),
+alternating rounds, fp32 and bf16 autocast (+ channels_last_3d for the convolutional ones).
 
     python benchmarks/reference_speed.py [--rounds 3] [--size 112] [--models slowfast_r50_8x8,x3d_m,...]
 
