@@ -17,6 +17,7 @@ from torch import nn
 from conftest import compose_resolved, import_torchvision
 from vidrec.models import build_model, load_pretrained
 from vidrec.models.finetune import freeze
+from vidrec.models.layers import biased_attention
 from vidrec.models.mvit import block_specs
 from vidrec.models.weights.entries import get_weights
 
@@ -420,3 +421,20 @@ def test_pytorchvideo_at_the_authors_input(tmp_path: Path) -> None:
     load_pretrained(ours, path)
     x = torch.randn(1, 3, 16, 224, 224, generator=torch.Generator().manual_seed(3))
     assert (logits(ours, x) - logits(reference, x)).abs().max() <= 1e-4
+
+
+def test_biased_attention_under_cpu_autocast_is_the_fused_call_written_out():
+    """Under CPU bf16 autocast with a bias, attention is the explicit softmax(q kᵀ/√d + bias) v (faster there than
+    scaled_dot_product_attention): the same values within bf16 precision, gradients reaching the bias; outside
+    autocast it is the fused call itself."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 16, generator=g) for n in (50, 20, 20))
+    bias = torch.randn(2, 3, 50, 20, generator=g, requires_grad=True)
+    assert torch.equal(biased_attention(q, k, v, bias), F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        explicit = biased_attention(q, k, v, bias)
+        fused = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    assert explicit.shape == fused.shape
+    torch.testing.assert_close(explicit.float(), fused.float(), atol=3e-2, rtol=3e-2)
+    explicit.float().sum().backward()
+    assert bias.grad is not None and bool(torch.isfinite(bias.grad).all()) and bias.grad.abs().sum() > 0

@@ -14,8 +14,8 @@ way PySlowFast derives them from its config (slowfast/models/video_model_builder
   pooling (q added after attention, class token excepted), q pooled (3x3x3, stride 1) in every block.
 
 The classifier ``fc`` takes the final LayerNorm of the class token (the authors' ``TransformerBasicHead``, whose
-softmax in eval mode is left to the test stage). Attention runs through ``scaled_dot_product_attention``; v2's
-relative position terms are additive to the attention logits, so they are passed as its float ``attn_mask``.
+softmax in eval mode is left to the test stage). Attention runs through ``layers.biased_attention``; v2's
+relative position terms are additive to the attention logits, its ``bias``.
 
 Other clip sizes than the one a network was built for (``temporal_size``, ``spatial_size``): the relative
 position tables are interpolated linearly to the new distance range (PySlowFast attention.py@198bf9d:48-61
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidrec.models.layers import DropPath, Triple, check_dropout, stochastic_depth_rates
+from vidrec.models.layers import DropPath, Triple, biased_attention, check_dropout, stochastic_depth_rates
 from vidrec.models.registry import register_model
 
 REFERENCE = "torchvision models/video/mvit.py (MViT); facebookresearch/SlowFast slowfast/models/video_model_builder.py"
@@ -181,7 +181,7 @@ class MultiscaleAttention(nn.Module):
         if self.pool_q is not None:
             q, thw = self.pool_q(q, thw)
         bias = self.rel_pos_bias(q, thw, k_thw) if self.rel_pos_h is not None else None
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        out = biased_attention(q, k, v, bias)
         if self.residual_pool:
             out = out + F.pad(q[:, :, 1:], (0, 0, 1, 0))
         return self.project(out.transpose(1, 2).reshape(b, -1, self.dim_out)), thw

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidrec.models.layers import Triple, check_dropout, drop_path, stochastic_depth_rates, triple
+from vidrec.models.layers import (
+    Triple,
+    biased_attention,
+    check_dropout,
+    drop_path,
+    stochastic_depth_rates,
+    triple,
+)
 from vidrec.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 
 REFERENCE = "SwinTransformer/Video-Swin-Transformer mmaction/models/backbones/swin_transformer.py; torchvision swin3d"
@@ -94,7 +101,7 @@ class WindowAttention3d(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, windows, N, C) -> same; ``mask`` (windows, N, N) for shifted windows.
 
-        The bias (+ mask) is the additive ``attn_mask`` of ``scaled_dot_product_attention``; without a mask windows
+        The bias (+ mask) is the additive bias of ``layers.biased_attention``; without a mask windows
         join the batch (B·windows, heads), with one they join the heads (B, windows·heads) so the (windows, heads)
         mask broadcasts over the batch without a copy.
         """
@@ -106,7 +113,7 @@ class WindowAttention3d(nn.Module):
         qkv = self.qkv(x).view(b, windows, n, 3, self.heads, c // self.heads).permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv.reshape(3, b * windows // groups, groups * self.heads, n, c // self.heads).unbind(0)
         attn_mask = bias.reshape(1, groups * self.heads, n, n).to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        out = biased_attention(q, k, v, attn_mask)
         out = out.view(b, windows, self.heads, n, c // self.heads).transpose(2, 3).reshape(b, windows, n, c)
         return self.proj(out)
 
