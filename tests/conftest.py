@@ -75,11 +75,11 @@ def trained(tmp_path_factory, data_dir) -> tuple[Path, subprocess.CompletedProce
 
 @functools.cache
 def bf16_sound() -> bool:
-    """Whether bf16 conv3d training is sound on this CPU (native bf16 and the self-check passes): where it is
+    """Whether bf16 conv3d training is sound on this CPU, i.e. ``trainer.precision=auto`` picks it: where it is
     not (the AMD EPYC of docs/platforms.md), a forced bf16 run may go NaN, so tests train in fp32 there."""
-    from vidrec.precision import cpu_bf16_flags, isolated_self_check
+    from vidrec.precision import resolve_precision
 
-    return bool(cpu_bf16_flags()) and isolated_self_check()
+    return resolve_precision({"precision": "auto"}, "cpu")[0] == "bf16-mixed"
 
 
 def read_json(path: Path) -> dict:
