@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from vidrec.errors import CheckpointError
-from vidrec.files import atomic_open
+from vidrec.files import atomic_open, free_bytes
 from vidrec.models.weights.common import compare_state, is_plain_pickle, load_torch
 from vidrec.models.weights.torch_state import unwrap_state_dict
 
@@ -28,7 +27,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, handle)
         except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError("... unexpected pos ...")
             folder = Path(path).parent
-            free = shutil.disk_usage(folder).free / 2**20 if folder.is_dir() else float("nan")
+            free = free_bytes(folder)
+            free = free / 2**20 if free is not None else float("nan")
             raise CheckpointError(
                 f"{path}: writing the checkpoint failed ({exc}; {free:.0f} MiB free in {folder}); any previous "
                 f"{Path(path).name} is intact — free disk space, then resume with ckpt_path=last"

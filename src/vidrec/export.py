@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from vidrec.errors import ConfigError, VidrecError
-from vidrec.files import atomic_open, atomic_write_json
+from vidrec.files import atomic_open, atomic_write_json, free_bytes
 from vidrec.inference import InferenceModel, load_inference_model
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,26 @@ def max_difference(net: nn.Module, path: str | Path, fmt: str, shape: tuple[int,
     return float((out - ref).abs().max())
 
 
+#: protobuf's limit on one ONNX file: a bigger model is written one file per tensor, then gathered into one
+PROTOBUF_LIMIT = 2**31
+
+
+def space_needed(net: nn.Module, fmt: str) -> int:
+    """Bytes an export of ``net`` holds on disk at its peak: its weights once, twice for an ONNX file over protobuf's
+    limit (the exporter's file per tensor, then the gathered ``<file>.data``), plus a margin for the graph."""
+    weights = sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
+    copies = 2 if fmt == "onnx" and weights > PROTOBUF_LIMIT else 1
+    return copies * weights + 64 * 2**20
+
+
+def check_space(net: nn.Module, name: str, fmt: str, path: Path) -> None:
+    """Fail before exporting, with the sizes and what to do, where the disk holding ``path`` is too small."""
+    needed, free = space_needed(net, fmt), free_bytes(path.parent)
+    if free is not None and free < needed:
+        raise VidrecError(f"exporting {name} to {fmt} needs about {needed / 2**30:.1f} GiB free in {path.parent}, "
+                          f"which has {free / 2**30:.1f} GiB: free disk space there or pass output=<a path on a larger disk>")
+
+
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt} is not supported; use one of {', '.join(FORMATS)}")
@@ -140,6 +160,7 @@ def export_model(model: InferenceModel, fmt: str, output: str | Path | None = No
     shape = model.input_shape()
     example = torch.zeros(1, *shape)
     dynamic_time = fmt == "onnx" and model.spec.dataset.test.clip_selection == "whole"
+    check_space(net, model.name, fmt, path)
     try:
         if fmt == "onnx":
             export_onnx(net, example, path, opset, dynamo, dynamic_time)

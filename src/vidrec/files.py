@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -63,3 +64,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, data: Any, indent: int | None = 2) -> None:
     """Serialise ``data`` as JSON and write it to ``path`` atomically."""
     atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=False) + "\n")
+
+
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    """Free space on the disk holding ``folder`` (its nearest existing parent), or None where it cannot be read."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
