@@ -88,6 +88,37 @@ def test_ctrl_c_removes_the_demo_folder(trained, tmp_path):
     assert "removed" in out and not list((tmp_path / "tmp").glob("vidrec-demo-*")), out[-2000:]
 
 
+WEDGED = """
+import os, signal, sys, threading, time
+from pathlib import Path
+from vidrec import demo
+demo.EXIT_TIMEOUT_S = 1
+folder = Path(sys.argv[1])
+watchdog = demo._ExitWatchdog(folder, threading.Event())
+print("ready", flush=True)
+while True:  # a close that never ends: every Ctrl-C is swallowed, as a stuck server thread's join would be
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        pass
+"""
+
+
+def test_a_close_that_hangs_still_ends_the_process_and_removes_the_folder(tmp_path):
+    folder = tmp_path / "vidrec-demo-x"
+    (folder / "uploads").mkdir(parents=True)
+    (folder / "uploads" / "user.mp4").write_bytes(b"video")
+    proc = subprocess.Popen([sys.executable, "-c", WEDGED, str(folder)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130 and not folder.exists(), out
+    assert "not closed 1 s after the signal; where it stands:" in out
+    assert 'File "<string>", line 11 in <module>' in out  # the wedged main thread's line: the sleep
+    assert f"vidrec demo stopped; removed {folder}" in out
+
+
 def test_demo_page_predicts_an_uploaded_clip(trained, shared_clips, tmp_path):
     pytest.importorskip("gradio", reason="the demo extra is not installed (pip install -e '.[demo]')")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")

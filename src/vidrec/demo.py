@@ -109,6 +109,7 @@ def build_app(demo: Demo):
 
 
 CLOSE_TIMEOUT_S = 10  # how long the page's server may take to close on Ctrl-C / SIGTERM
+EXIT_TIMEOUT_S = 30  # after a signal, the process ends within this, wherever its main thread is stuck
 
 
 def serve(dcfg: DictConfig) -> None:
@@ -128,6 +129,8 @@ def serve(dcfg: DictConfig) -> None:
     app = build_app(demo)
     print(f"vidrec demo on http://{cfg.host}:{cfg.port} (files in {workdir}, removed on exit)", flush=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the page as Ctrl-C does
+    stopped = threading.Event()
+    watchdog = _ExitWatchdog(workdir, stopped)
     try:
         app.launch(server_name=str(cfg.host), server_port=int(cfg.port), max_file_size=f"{int(cfg.max_mb)}mb",
                    share=False, quiet=True, show_error=True, footer_links=[])
@@ -140,8 +143,48 @@ def serve(dcfg: DictConfig) -> None:
         closing = threading.Thread(target=app.close, daemon=True)
         closing.start()
         closing.join(CLOSE_TIMEOUT_S)
-        shutil.rmtree(workdir, ignore_errors=True)  # users' uploads, timelines, caches
-        print(f"vidrec demo stopped; removed {workdir}", flush=True)
+        _remove(workdir)
+        stopped.set()
+        watchdog.disarm()
+
+
+def _remove(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)  # users' uploads, timelines, caches
+    print(f"vidrec demo stopped; removed {workdir}", flush=True)
+
+
+class _ExitWatchdog:
+    """Ends the process ``EXIT_TIMEOUT_S`` after a Ctrl-C or SIGTERM if the main thread has not finished closing by
+    then: it prints where every thread stands, removes the demo's folder and exits with 130. Woken through the
+    interpreter's signal wakeup fd, so it runs even where the main thread is blocked and cannot run handlers."""
+
+    def __init__(self, workdir: Path, stopped: threading.Event):
+        self.workdir, self.stopped = workdir, stopped
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.write_fd, False)
+        self.previous_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, name="vidrec-demo-exit", daemon=True).start()
+
+    def _watch(self) -> None:
+        try:
+            signalled = os.read(self.read_fd, 1)  # a signal's number, or end-of-file once disarmed
+        except OSError:
+            return
+        finally:
+            os.close(self.read_fd)
+        if not signalled or self.stopped.wait(EXIT_TIMEOUT_S):
+            return
+        import faulthandler
+        import sys
+
+        print(f"vidrec demo: not closed {EXIT_TIMEOUT_S} s after the signal; where it stands:", flush=True)
+        faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
+        _remove(self.workdir)
+        os._exit(130)
+
+    def disarm(self) -> None:
+        signal.set_wakeup_fd(self.previous_fd)
+        os.close(self.write_fd)  # the watcher reads end-of-file and returns
 
 
 def _interrupt(signum: int, frame: object) -> None:
