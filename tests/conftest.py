@@ -6,6 +6,7 @@ import functools
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,13 @@ def _quiet_env():
 def data_dir(tmp_path_factory) -> Path:
     """A session-wide data dir, so the synthetic videos are generated once for all entry-point tests."""
     return tmp_path_factory.mktemp("data")
+
+
+def ctrl_c_reaches_it() -> None:
+    """``preexec_fn`` for a child a test sends Ctrl-C (SIGINT): the signal as a terminal's foreground process gets
+    it. A suite launched in the background (``make test &``, a CI runner) inherits SIGINT ignored, Python keeps an
+    ignored SIGINT ignored, and the child would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_entry(script: str, *overrides: str, cwd: Path = REPO, check: bool = True, timeout: int = 600,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_entry
+from conftest import REPO, ctrl_c_reaches_it, run_entry
 from vidrec.errors import ConfigError
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -69,7 +69,7 @@ def start_demo(run: Path, port: int, tmp_path: Path) -> subprocess.Popen:
     tmp.mkdir()
     return subprocess.Popen(
         [sys.executable, str(REPO / "demo.py"), f"ckpt_path={run}", f"demo.port={port}", "demo.timeline_min_s=1",
-         "device=cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "device=cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=ctrl_c_reaches_it,
         env={**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(home), "MPLCONFIGDIR": str(home / "mpl"),
              "TMPDIR": str(tmp)})
 
@@ -109,7 +109,7 @@ def test_a_close_that_hangs_still_ends_the_process_and_removes_the_folder(tmp_pa
     (folder / "uploads").mkdir(parents=True)
     (folder / "uploads" / "user.mp4").write_bytes(b"video")
     proc = subprocess.Popen([sys.executable, "-c", WEDGED, str(folder)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=ctrl_c_reaches_it)
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=60)[0]

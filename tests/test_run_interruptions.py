@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import REPO, TINY, data_module, dataset_cfg, make_dataset, run_entry
+from conftest import REPO, TINY, ctrl_c_reaches_it, data_module, dataset_cfg, make_dataset, run_entry
 from vidrec.checkpoint import load_checkpoint
 from vidrec.cli import run_entry as run_cli_entry
 from vidrec.data.dataset import VideoDataset
@@ -57,7 +57,8 @@ def test_ctrl_c_ends_with_the_resume_command_which_resumes(tmp_path, data_dir):
     epochs = 8  # Ctrl-C after the first epoch lands mid-run (one tiny epoch can end before the signal arrives)
     args = [*TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run}", f"trainer.max_epochs={epochs}", "test=false"]
     proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=ctrl_c_reaches_it)
     deadline = time.monotonic() + 300
     while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
