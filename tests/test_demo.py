@@ -69,7 +69,8 @@ def start_demo(run: Path, port: int, tmp_path: Path) -> subprocess.Popen:
     tmp.mkdir()
     return subprocess.Popen(
         [sys.executable, str(REPO / "demo.py"), f"ckpt_path={run}", f"demo.port={port}", "demo.timeline_min_s=1",
-         "device=cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=ctrl_c_reaches_it,
+         "device=cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=ctrl_c_reaches_it,
         env={**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(home), "MPLCONFIGDIR": str(home / "mpl"),
              "TMPDIR": str(tmp)})
 
@@ -89,12 +90,12 @@ def test_ctrl_c_removes_the_demo_folder(trained, tmp_path):
 
 
 WEDGED = """
-import signal, sys, threading, time
+import signal, sys, time
 from pathlib import Path
 from vidrec import demo
 demo.EXIT_TIMEOUT_S = 1
 signal.signal(signal.SIGINT, lambda signum, frame: None)  # a close that never ends: the Ctrl-C changes nothing
-watchdog = demo._ExitWatchdog(Path(sys.argv[1]), threading.Event())
+watchdog = demo._ExitWatchdog(Path(sys.argv[1]))
 print("ready", flush=True)
 while True:
     time.sleep(60)

@@ -28,9 +28,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except (OSError, RuntimeError) as exc:  # torch reports a failed write as RuntimeError("... unexpected pos ...")
             folder = Path(path).parent
             free = free_bytes(folder)
-            free = free / 2**20 if free is not None else float("nan")
+            free_mib = free / 2**20 if free is not None else float("nan")
             raise CheckpointError(
-                f"{path}: writing the checkpoint failed ({exc}; {free:.0f} MiB free in {folder}); any previous "
+                f"{path}: writing the checkpoint failed ({exc}; {free_mib:.0f} MiB free in {folder}); any previous "
                 f"{Path(path).name} is intact — free disk space, then resume with ckpt_path=last"
             ) from exc
 

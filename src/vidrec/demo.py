@@ -7,10 +7,12 @@ Needs the ``demo`` extra (``pip install -e ".[demo]"``: gradio).
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import uuid
@@ -129,8 +131,7 @@ def serve(dcfg: DictConfig) -> None:
     app = build_app(demo)
     print(f"vidrec demo on http://{cfg.host}:{cfg.port} (files in {workdir}, removed on exit)", flush=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the page as Ctrl-C does
-    stopped = threading.Event()
-    watchdog = _ExitWatchdog(workdir, stopped)
+    watchdog = _ExitWatchdog(workdir)
     try:
         app.launch(server_name=str(cfg.host), server_port=int(cfg.port), max_file_size=f"{int(cfg.max_mb)}mb",
                    share=False, quiet=True, show_error=True, footer_links=[])
@@ -144,7 +145,6 @@ def serve(dcfg: DictConfig) -> None:
         closing.start()
         closing.join(CLOSE_TIMEOUT_S)
         _remove(workdir)
-        stopped.set()
         watchdog.disarm()
 
 
@@ -158,8 +158,8 @@ class _ExitWatchdog:
     then: it prints where every thread stands, removes the demo's folder and exits with 130. Woken through the
     interpreter's signal wakeup fd, so it runs even where the main thread is blocked and cannot run handlers."""
 
-    def __init__(self, workdir: Path, stopped: threading.Event):
-        self.workdir, self.stopped = workdir, stopped
+    def __init__(self, workdir: Path):
+        self.workdir, self.stopped = workdir, threading.Event()
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.write_fd, False)
         self.previous_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
@@ -174,15 +174,14 @@ class _ExitWatchdog:
             os.close(self.read_fd)
         if not signalled or self.stopped.wait(EXIT_TIMEOUT_S):
             return
-        import faulthandler
-        import sys
-
         print(f"vidrec demo: not closed {EXIT_TIMEOUT_S} s after the signal; where it stands:", flush=True)
         faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
         _remove(self.workdir)
         os._exit(130)
 
     def disarm(self) -> None:
+        """The main thread has closed: the watcher returns, whether a signal woke it or not."""
+        self.stopped.set()
         signal.set_wakeup_fd(self.previous_fd)
         os.close(self.write_fd)  # the watcher reads end-of-file and returns
 
